@@ -1,0 +1,403 @@
+//! Reading endpoint lists: opening the inputs, streaming their lines, and parsing each into a target.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+
+use anyhow::{bail, Context};
+use reqwest::Url;
+use tokio::sync::mpsc;
+
+use crate::outcome::Origin;
+
+/// Longest line accepted; longer ones become `invalid` results without being held in memory.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// How much of an over-long line is kept to show in its result.
+const SHOWN_PREFIX_BYTES: usize = 80;
+
+/// Lines read ahead of the scheduler: enough to keep it busy, small enough that memory stays flat.
+const READ_AHEAD: usize = 1024;
+
+/// The source name for targets given with `--url`.
+pub const URL_SOURCE: &str = "--url";
+
+/// A parsed, probe-able target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// An `http://` or `https://` URL.
+    Http(Url),
+    /// A `tcp://HOST:PORT` address.
+    Tcp {
+        /// Host name or IP address (IPv6 without brackets).
+        host: String,
+        /// Port.
+        port: u16,
+    },
+}
+
+impl Target {
+    /// The `host:port` this target connects to, used for the per-host limit.
+    pub fn host_key(&self) -> String {
+        match self {
+            Target::Http(url) => format!(
+                "{}:{}",
+                url.host_str().unwrap_or_default(),
+                url.port_or_known_default().unwrap_or_default()
+            ),
+            Target::Tcp { host, port } => format!("{host}:{port}"),
+        }
+    }
+}
+
+/// One line of input: where it came from, what was written, and what it means.
+#[derive(Debug)]
+pub struct Entry {
+    /// Where the line came from.
+    pub origin: Origin,
+    /// The target as written (for invalid lines, the offending text, lossily decoded).
+    pub text: String,
+    /// The target, or why the line is not one.
+    pub target: Result<Target, String>,
+}
+
+/// What the reader sends: an entry, or the error that stopped reading.
+pub type Item = Result<Entry, anyhow::Error>;
+
+/// An input opened before any probe starts.
+enum Source {
+    Stdin,
+    File { name: Arc<str>, file: File },
+    Urls(Vec<String>),
+}
+
+/// All inputs, opened and ready to stream.
+pub struct Inputs {
+    sources: Vec<Source>,
+}
+
+impl Inputs {
+    /// Opens every file named (and checks standard input), so that a bad name fails before probing.
+    pub fn open(files: &[PathBuf], urls: &[String]) -> anyhow::Result<Self> {
+        let mut sources = Vec::new();
+        for path in files {
+            if path.as_os_str() == "-" {
+                sources.push(Source::Stdin);
+                continue;
+            }
+            let name: Arc<str> = path.to_string_lossy().into();
+            let file = File::open(path).with_context(|| format!("cannot open '{name}'"))?;
+            let metadata = file
+                .metadata()
+                .with_context(|| format!("cannot read '{name}'"))?;
+            if metadata.is_dir() {
+                bail!("cannot read '{name}': it is a directory");
+            }
+            sources.push(Source::File { name, file });
+        }
+        if files.is_empty() && urls.is_empty() {
+            if io::stdin().is_terminal() {
+                bail!(
+                    "no endpoints given: name a list file, pipe one in, or use --url \
+                     (e.g. 'upcheck endpoints.txt'; see --help)"
+                );
+            }
+            sources.push(Source::Stdin);
+        }
+        if !urls.is_empty() {
+            sources.push(Source::Urls(urls.to_vec()));
+        }
+        Ok(Inputs { sources })
+    }
+
+    /// Streams every entry, in input order, from a thread of its own.
+    ///
+    /// A plain thread rather than tokio's blocking pool: a read blocked on a terminal or
+    /// a silent pipe must not keep the process from exiting when the run ends.
+    pub fn stream(self) -> mpsc::Receiver<Item> {
+        let (sender, receiver) = mpsc::channel(READ_AHEAD);
+        thread::spawn(move || {
+            let mut numbering = Numbering::default();
+            for source in self.sources {
+                let sent = match source {
+                    Source::Stdin => {
+                        read_list("-".into(), io::stdin().lock(), &mut numbering, &sender)
+                    }
+                    Source::File { name, file } => {
+                        read_list(name, BufReader::new(file), &mut numbering, &sender)
+                    }
+                    Source::Urls(urls) => urls.into_iter().all(|url| {
+                        let origin = numbering.next(URL_SOURCE.into(), None);
+                        sender.blocking_send(Ok(parse_entry(origin, url))).is_ok()
+                    }),
+                };
+                if !sent {
+                    return;
+                }
+            }
+        });
+        receiver
+    }
+}
+
+/// Hands out positions in the whole input.
+#[derive(Default)]
+struct Numbering {
+    next_seq: u64,
+}
+
+impl Numbering {
+    fn next(&mut self, source: Arc<str>, line: Option<u64>) -> Origin {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Origin { seq, source, line }
+    }
+}
+
+/// Sends every entry of one list; returns false when reading must stop.
+fn read_list(
+    name: Arc<str>,
+    mut reader: impl BufRead,
+    numbering: &mut Numbering,
+    sender: &mpsc::Sender<Item>,
+) -> bool {
+    let mut buffer = Vec::new();
+    let mut line_number = 0u64;
+    loop {
+        let line = match read_capped_line(&mut reader, &mut buffer) {
+            Ok(Some(line)) => line,
+            Ok(None) => return true,
+            Err(err) => {
+                let err = anyhow::Error::new(err)
+                    .context(format!("error reading '{name}' after line {line_number}"));
+                let _ = sender.blocking_send(Err(err));
+                return false;
+            }
+        };
+        line_number += 1;
+        let bytes = if line_number == 1 {
+            buffer.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buffer)
+        } else {
+            &buffer
+        };
+        let entry = match (line, std::str::from_utf8(bytes)) {
+            (Line::TooLong, _) => {
+                let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN_PREFIX_BYTES)]);
+                Some(Entry {
+                    origin: numbering.next(name.clone(), Some(line_number)),
+                    text: format!("{}...", shown.trim_start()),
+                    target: Err(format!("line is longer than {} KiB", MAX_LINE_BYTES / 1024)),
+                })
+            }
+            (Line::Complete, Err(_)) => Some(Entry {
+                origin: numbering.next(name.clone(), Some(line_number)),
+                text: String::from_utf8_lossy(bytes).trim().to_owned(),
+                target: Err("line is not valid UTF-8".to_owned()),
+            }),
+            (Line::Complete, Ok(text)) => strip_comment(text).map(|target| {
+                parse_entry(
+                    numbering.next(name.clone(), Some(line_number)),
+                    target.to_owned(),
+                )
+            }),
+        };
+        if let Some(entry) = entry {
+            if sender.blocking_send(Ok(entry)).is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+/// Whether a line fitted in the limit.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    Complete,
+    TooLong,
+}
+
+/// Reads one line into `buffer` (without its line ending), keeping at most a little more than
+/// [`MAX_LINE_BYTES`] of it; `None` at the end of input.
+fn read_capped_line(reader: &mut impl BufRead, buffer: &mut Vec<u8>) -> io::Result<Option<Line>> {
+    buffer.clear();
+    let mut seen_any = false;
+    let mut too_long = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if available.is_empty() {
+            break;
+        }
+        seen_any = true;
+        let (chunk, consumed, ended) = match available.iter().position(|&b| b == b'\n') {
+            Some(end) => (&available[..end], end + 1, true),
+            None => (available, available.len(), false),
+        };
+        if !too_long {
+            let room = MAX_LINE_BYTES + 1 - buffer.len().min(MAX_LINE_BYTES + 1);
+            buffer.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            too_long = buffer.len() > MAX_LINE_BYTES;
+        }
+        reader.consume(consumed);
+        if ended {
+            break;
+        }
+    }
+    if !seen_any {
+        return Ok(None);
+    }
+    if buffer.last() == Some(&b'\r') {
+        buffer.pop();
+    }
+    Ok(Some(if too_long {
+        Line::TooLong
+    } else {
+        Line::Complete
+    }))
+}
+
+/// The target part of a line, or `None` for blank and comment lines.
+fn strip_comment(line: &str) -> Option<&str> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let end = line
+        .char_indices()
+        .find(|&(i, c)| c == '#' && line[..i].ends_with(char::is_whitespace))
+        .map_or(line.len(), |(i, _)| i);
+    Some(line[..end].trim_end())
+}
+
+/// Turns a target as written into an entry.
+pub fn parse_entry(origin: Origin, text: String) -> Entry {
+    let target = parse_target(&text);
+    Entry {
+        origin,
+        text,
+        target,
+    }
+}
+
+/// Parses one target: an `http(s)://` URL or `tcp://HOST:PORT`.
+pub fn parse_target(text: &str) -> Result<Target, String> {
+    if !text.contains("://") {
+        return Err("not a URL: it needs a scheme (http://, https:// or tcp://)".to_owned());
+    }
+    let url = Url::parse(text).map_err(|err| format!("not a valid URL: {err}"))?;
+    match url.scheme() {
+        "http" | "https" => {
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err("the URL has no host".to_owned());
+            }
+            Ok(Target::Http(url))
+        }
+        "tcp" => {
+            let host = url
+                .host_str()
+                .filter(|host| !host.is_empty())
+                .ok_or("tcp:// target has no host")?;
+            let port = url
+                .port()
+                .ok_or("tcp:// target needs a port (tcp://HOST:PORT)")?;
+            if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some()
+            {
+                return Err("tcp:// target takes only HOST:PORT".to_owned());
+            }
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            Ok(Target::Tcp { host, port })
+        }
+        other => Err(format!(
+            "unknown scheme '{other}' (use http://, https:// or tcp://)"
+        )),
+    }
+}
+
+/// Reads all of a small reader into entries; used by tests of the line format.
+#[cfg(test)]
+fn entries_of(input: &[u8]) -> Vec<Entry> {
+    let (sender, mut receiver) = mpsc::channel(4096);
+    let mut numbering = Numbering::default();
+    assert!(read_list("t".into(), input, &mut numbering, &sender));
+    drop(sender);
+    let mut entries = Vec::new();
+    while let Ok(item) = receiver.try_recv() {
+        entries.push(item.expect("in-memory reads cannot fail"));
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_blank_lines_bom_and_crlf_are_skipped() {
+        let input = b"\xEF\xBB\xBFhttp://a.test/\r\n\n   # comment\r\n  tcp://b.test:5432  # db\n\t\nhttp://c.test/x#frag # note";
+        let entries = entries_of(input);
+        let seen: Vec<_> = entries
+            .iter()
+            .map(|e| (e.origin.line, e.text.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some(1), "http://a.test/"),
+                (Some(4), "tcp://b.test:5432"),
+                (Some(6), "http://c.test/x#frag"),
+            ]
+        );
+        assert!(entries.iter().all(|e| e.target.is_ok()));
+        assert_eq!(
+            entries[1].target,
+            Ok(Target::Tcp {
+                host: "b.test".into(),
+                port: 5432
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_lines_become_entries_with_a_reason() {
+        let mut input = b"ftp://x.test/\nexample.com\ntcp://host\nhttp://\n\xff\xfe\n".to_vec();
+        input.extend(std::iter::repeat_n(b'a', MAX_LINE_BYTES + 10));
+        input.extend(b"\nhttp://ok.test/\n");
+        let entries = entries_of(&input);
+        let reasons: Vec<_> = entries
+            .iter()
+            .map(|e| e.target.as_ref().err().cloned().unwrap_or_default())
+            .collect();
+        assert!(reasons[0].contains("unknown scheme 'ftp'"), "{reasons:?}");
+        assert!(reasons[1].contains("needs a scheme"), "{reasons:?}");
+        assert!(reasons[2].contains("needs a port"), "{reasons:?}");
+        assert!(reasons[3].contains("not a valid URL") || reasons[3].contains("no host"));
+        assert!(reasons[4].contains("UTF-8"), "{reasons:?}");
+        assert!(reasons[5].contains("longer than 64 KiB"), "{reasons:?}");
+        assert!(entries[5].text.len() < 100);
+        assert_eq!(entries[6].origin.line, Some(7));
+        assert!(entries[6].target.is_ok());
+    }
+
+    #[test]
+    fn positions_run_on_across_entries() {
+        let entries = entries_of(b"http://a.test/\nhttp://a.test/\n");
+        assert_eq!(entries[0].origin.seq, 0);
+        assert_eq!(entries[1].origin.seq, 1);
+    }
+
+    #[test]
+    fn host_keys_use_default_ports() {
+        let key = |t: &str| parse_target(t).unwrap().host_key();
+        assert_eq!(key("https://a.test/x"), "a.test:443");
+        assert_eq!(key("http://a.test:8080/"), "a.test:8080");
+        assert_eq!(key("tcp://[::1]:22"), "::1:22");
+    }
+}

@@ -1,0 +1,128 @@
+//! The progress bar on stderr: shown only where the contract says, never on stdout.
+
+use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+
+use crate::cli::ProgressWhen;
+
+/// Width assumed when stderr is not a terminal and so has none.
+const FALLBACK_WIDTH: u16 = 80;
+
+/// How often the bar redraws: smooth to the eye, cheap at a million targets.
+const REDRAW_PER_SECOND: u8 = 10;
+
+/// A handle on the progress bar, or nothing when it is not shown; cheap to clone.
+#[derive(Clone)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// A bar drawn on stderr according to `when`.
+    pub fn new(when: ProgressWhen) -> Self {
+        let target = match when {
+            ProgressWhen::Never => return Progress { bar: None },
+            ProgressWhen::Auto if !io::stderr().is_terminal() => return Progress { bar: None },
+            ProgressWhen::Auto => ProgressDrawTarget::stderr_with_hz(REDRAW_PER_SECOND),
+            ProgressWhen::Always => {
+                ProgressDrawTarget::term_like_with_hz(Box::new(RawStderr), REDRAW_PER_SECOND)
+            }
+        };
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} checked, {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let bar = ProgressBar::with_draw_target(Some(0), target).with_style(style);
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Progress { bar: Some(bar) }
+    }
+
+    /// One more target has been read.
+    pub fn target_read(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc_length(1);
+        }
+    }
+
+    /// One more result is in; `failed` so far is shown beside the count.
+    pub fn result_done(&self, failed: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(format!("{failed} unhealthy"));
+        }
+    }
+
+    /// Runs `write` with the bar hidden, so lines printed on a shared terminal stay whole.
+    pub fn suspend<R>(&self, write: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Stderr with ANSI cursor control, used for `--progress always` when stderr is no terminal
+/// (indicatif's own stderr target hides itself there).
+#[derive(Debug)]
+struct RawStderr;
+
+impl RawStderr {
+    fn write(&self, text: &str) -> io::Result<()> {
+        io::stderr().write_all(text.as_bytes())
+    }
+
+    /// Moves the cursor `n` places; zero is skipped, as terminals read it as one.
+    fn move_cursor(&self, n: usize, direction: char) -> io::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.write(&format!("\x1b[{n}{direction}"))
+    }
+}
+
+impl TermLike for RawStderr {
+    fn width(&self) -> u16 {
+        FALLBACK_WIDTH
+    }
+
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.move_cursor(n, 'A')
+    }
+
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.move_cursor(n, 'B')
+    }
+
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.move_cursor(n, 'C')
+    }
+
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.move_cursor(n, 'D')
+    }
+
+    fn write_line(&self, line: &str) -> io::Result<()> {
+        self.write(&format!("{line}\n"))
+    }
+
+    fn write_str(&self, text: &str) -> io::Result<()> {
+        self.write(text)
+    }
+
+    fn clear_line(&self) -> io::Result<()> {
+        self.write("\r\x1b[2K")
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}

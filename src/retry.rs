@@ -1,0 +1,164 @@
+//! Checking one target to a verdict: attempts, retries with backoff, and `Retry-After`.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::input::Target;
+use crate::outcome::{ErrorKind, Failure, Verdict};
+use crate::probe::{Attempt, Prober};
+use crate::text::human_duration;
+
+/// Longest `Retry-After` honoured; a server asking for more is treated as a final answer.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// First backoff step; doubled for each further retry.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+
+/// Longest backoff between attempts, so a handful of retries never outlasts a typical timeout.
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+/// What is known of a check so far; kept by the caller so a cancelled check can still report it.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Attempts started.
+    pub attempts: u32,
+    /// The last attempt that completed.
+    pub last: Option<Attempt>,
+}
+
+impl Tally {
+    /// A verdict from what is known, ending in `failure` (a check that was cut short).
+    pub fn cut_short(&self, failure: Failure) -> Verdict {
+        Verdict {
+            status: self.last.as_ref().and_then(|a| a.status),
+            latency: self.last.as_ref().map(|a| a.latency),
+            attempts: self.attempts,
+            failure: Some(failure),
+        }
+    }
+}
+
+/// Retries and the run's deadline, which together decide whether another attempt is made.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Extra attempts after a transient failure.
+    pub retries: u32,
+    /// When the whole run must end.
+    pub deadline: Option<Instant>,
+}
+
+/// Checks `target` until it is healthy, fails for good, or runs out of retries.
+pub async fn check(
+    prober: &Prober,
+    target: &Target,
+    policy: RetryPolicy,
+    tally: &mut Tally,
+) -> Verdict {
+    loop {
+        tally.attempts += 1;
+        let attempt = prober.attempt(target).await;
+        let retry_after = attempt.retry_after;
+        let transient = attempt
+            .failure
+            .as_ref()
+            .is_some_and(|f| is_transient(f, attempt.status));
+        tally.last = Some(attempt);
+        if !transient || tally.attempts > policy.retries {
+            return final_verdict(tally);
+        }
+        let wait = match retry_after {
+            Some(wait) if wait > MAX_RETRY_AFTER || passes_deadline(wait, policy.deadline) => {
+                return tally.cut_short(Failure::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "asked to retry after {}, {}",
+                        human_duration(wait),
+                        if wait > MAX_RETRY_AFTER {
+                            "longer than the 60s upcheck waits"
+                        } else {
+                            "past the deadline"
+                        }
+                    ),
+                ));
+            }
+            Some(wait) => wait,
+            None => backoff(tally.attempts),
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn final_verdict(tally: &Tally) -> Verdict {
+    let Some(last) = &tally.last else {
+        return Verdict::default();
+    };
+    Verdict {
+        status: last.status,
+        latency: Some(last.latency),
+        attempts: tally.attempts,
+        failure: last.failure.clone(),
+    }
+}
+
+/// Failures worth another attempt: the network or the server may recover.
+fn is_transient(failure: &Failure, status: Option<u16>) -> bool {
+    match failure.kind {
+        ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Dns => true,
+        ErrorKind::Status | ErrorKind::RateLimited => {
+            status.is_some_and(|s| s == 429 || (500..=599).contains(&s))
+        }
+        _ => false,
+    }
+}
+
+fn passes_deadline(wait: Duration, deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|deadline| Instant::now() + wait > deadline)
+}
+
+/// Exponential backoff with jitter: a random wait between half and all of the step, so
+/// many targets failing together do not retry in lockstep.
+fn backoff(attempts: u32) -> Duration {
+    let step = BACKOFF_BASE
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP);
+    let half = step / 2;
+    half + half.mul_f64(random_fraction())
+}
+
+/// A fraction in [0, 1) from the standard library's randomly keyed hasher: enough for jitter.
+fn random_fraction() -> f64 {
+    let bits = RandomState::new().hash_one(Instant::now());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_is_capped() {
+        for attempts in 1..=20 {
+            let step = BACKOFF_BASE
+                .saturating_mul(1 << (attempts - 1).min(16))
+                .min(BACKOFF_CAP);
+            let wait = backoff(attempts);
+            assert!(wait >= step / 2 && wait <= step, "{attempts}: {wait:?}");
+        }
+        assert!(backoff(30) <= BACKOFF_CAP);
+    }
+
+    #[test]
+    fn only_network_errors_5xx_and_429_are_transient() {
+        let failure = |kind| Failure::new(kind, "x");
+        assert!(is_transient(&failure(ErrorKind::Timeout), None));
+        assert!(is_transient(&failure(ErrorKind::Connect), None));
+        assert!(is_transient(&failure(ErrorKind::Status), Some(503)));
+        assert!(is_transient(&failure(ErrorKind::RateLimited), Some(429)));
+        assert!(!is_transient(&failure(ErrorKind::Status), Some(404)));
+        assert!(!is_transient(&failure(ErrorKind::Tls), None));
+        assert!(!is_transient(&failure(ErrorKind::Body), Some(200)));
+    }
+}

@@ -1,0 +1,228 @@
+//! The run's totals and latency percentiles, kept in constant memory however long the list.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::outcome::{millis, CheckResult, ErrorKind};
+
+/// Sub-buckets per power of two: percentiles come out within 1% of the true value.
+const SUB_BUCKETS: u64 = 128;
+
+/// Powers of two covered above the exact range; 2^40 µs is about 12 days.
+const OCTAVES: u64 = 40;
+
+/// Counts results as they arrive and produces the summary at the end.
+#[derive(Debug)]
+pub struct Tallies {
+    total: u64,
+    ok: u64,
+    failed: u64,
+    skipped: u64,
+    deadline_skipped: u64,
+    latencies: LatencyHistogram,
+}
+
+impl Default for Tallies {
+    fn default() -> Self {
+        Tallies {
+            total: 0,
+            ok: 0,
+            failed: 0,
+            skipped: 0,
+            deadline_skipped: 0,
+            latencies: LatencyHistogram::new(),
+        }
+    }
+}
+
+impl Tallies {
+    /// Counts one result.
+    pub fn record(&mut self, result: &CheckResult) {
+        self.total += 1;
+        if result.ok {
+            self.ok += 1;
+        } else if result.is_skipped() {
+            self.skipped += 1;
+            if result.error_kind == Some(ErrorKind::Deadline) {
+                self.deadline_skipped += 1;
+            }
+        } else {
+            self.failed += 1;
+        }
+        if let Some(latency) = result.latency_ms {
+            self.latencies.record(latency);
+        }
+    }
+
+    /// Results counted so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Results counted as failed (invalid lines included).
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+
+    /// Results cut short by the deadline.
+    pub fn deadline_skipped(&self) -> u64 {
+        self.deadline_skipped
+    }
+
+    /// The summary of everything counted, for a run that took `elapsed`.
+    pub fn summary(&self, elapsed: Duration) -> Summary {
+        Summary {
+            total: self.total,
+            ok: self.ok,
+            failed: self.failed,
+            skipped: self.skipped,
+            elapsed_ms: millis(elapsed),
+            complete: self.skipped == 0,
+            latency_ms: Percentiles {
+                p50: self.latencies.percentile(50.0).map(millis),
+                p95: self.latencies.percentile(95.0).map(millis),
+                p99: self.latencies.percentile(99.0).map(millis),
+                max: self.latencies.max.map(millis),
+            },
+        }
+    }
+}
+
+/// The contract's `summary` object.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    /// Results in all.
+    pub total: u64,
+    /// Healthy results.
+    pub ok: u64,
+    /// Unhealthy or invalid results.
+    pub failed: u64,
+    /// Results never checked (deadline or interrupted).
+    pub skipped: u64,
+    /// Wall time of the run.
+    pub elapsed_ms: f64,
+    /// False when the deadline or a signal cut the run short.
+    pub complete: bool,
+    /// Latency percentiles over the results that have one.
+    pub latency_ms: Percentiles,
+}
+
+/// Latency percentiles in milliseconds; each `None` when no result has a latency.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Slowest.
+    pub max: Option<f64>,
+}
+
+/// A log-bucketed histogram of microseconds: exact below 128 µs, within 1% above.
+#[derive(Debug)]
+struct LatencyHistogram {
+    counts: Vec<u64>,
+    count: u64,
+    min: Option<Duration>,
+    max: Option<Duration>,
+}
+
+impl LatencyHistogram {
+    fn new() -> Self {
+        LatencyHistogram {
+            counts: vec![0; (SUB_BUCKETS * (OCTAVES + 1)) as usize],
+            count: 0,
+            min: None,
+            max: None,
+        }
+    }
+
+    fn record(&mut self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let index = bucket_of(micros).min(self.counts.len() - 1);
+        self.counts[index] += 1;
+        self.count += 1;
+        self.min = Some(self.min.map_or(latency, |min| min.min(latency)));
+        self.max = Some(self.max.map_or(latency, |max| max.max(latency)));
+    }
+
+    /// The nearest-rank percentile, clamped to the values actually seen.
+    fn percentile(&self, percent: f64) -> Option<Duration> {
+        let (min, max) = (self.min?, self.max?);
+        let rank = ((percent / 100.0) * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (index, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let micros = bucket_middle(index as u64);
+                return Some(Duration::from_micros(micros).clamp(min, max));
+            }
+        }
+        Some(max)
+    }
+}
+
+fn bucket_of(micros: u64) -> usize {
+    if micros < SUB_BUCKETS {
+        return micros as usize;
+    }
+    let octave = u64::from(63 - micros.leading_zeros()) - SUB_BUCKETS.trailing_zeros() as u64;
+    let sub = (micros >> octave) - SUB_BUCKETS;
+    (SUB_BUCKETS + octave * SUB_BUCKETS + sub) as usize
+}
+
+fn bucket_middle(index: u64) -> u64 {
+    if index < SUB_BUCKETS {
+        return index;
+    }
+    let octave = (index - SUB_BUCKETS) / SUB_BUCKETS;
+    let sub = (index - SUB_BUCKETS) % SUB_BUCKETS;
+    let low = (SUB_BUCKETS + sub) << octave;
+    let width = 1u64 << octave;
+    low + width / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_ordered_and_tight() {
+        let mut last = 0;
+        for micros in (0..5_000_000u64).step_by(37) {
+            let index = bucket_of(micros);
+            assert!(index >= last);
+            last = index;
+            let middle = bucket_middle(index as u64) as f64;
+            assert!((middle - micros as f64).abs() <= (micros as f64 / 100.0).max(1.0));
+        }
+    }
+
+    #[test]
+    fn percentiles_follow_nearest_rank() {
+        let mut histogram = LatencyHistogram::new();
+        for ms in 1..=100u64 {
+            histogram.record(Duration::from_millis(ms));
+        }
+        let close = |got: Option<Duration>, want_ms: f64| {
+            let got = got.unwrap().as_secs_f64() * 1000.0;
+            assert!(
+                (got - want_ms).abs() <= want_ms / 100.0,
+                "{got} vs {want_ms}"
+            );
+        };
+        close(histogram.percentile(50.0), 50.0);
+        close(histogram.percentile(95.0), 95.0);
+        close(histogram.percentile(99.0), 99.0);
+        assert_eq!(histogram.max, Some(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn no_latencies_means_no_percentiles() {
+        let histogram = LatencyHistogram::new();
+        assert_eq!(histogram.percentile(50.0), None);
+    }
+}
