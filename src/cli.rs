@@ -14,8 +14,10 @@ use reqwest::Method;
     name = "upcheck",
     version,
     about = "Check many HTTP(S) and TCP endpoints at once and say which are healthy.",
-    after_help = "Exit codes: 0 all healthy, 1 some unhealthy or invalid, 2 usage error or unreadable \
-                  input, 3 deadline passed, 130/143 interrupted by SIGINT/SIGTERM."
+    after_help = "Targets: http://..., https://... or tcp://HOST:PORT, one per line; '#' starts a comment.\n\
+                  Durations: 250ms, 1.5s, 2m, or seconds. Sizes: bytes, or with KB, MB, KiB, MiB.\n\
+                  Exit codes: 0 all healthy, 1 some unhealthy or invalid, 2 usage error or unreadable input,\n\
+                  3 deadline passed, 130/143 interrupted by SIGINT/SIGTERM."
 )]
 pub struct Cli {
     /// Endpoint lists, one target per line; '-' reads standard input
@@ -74,16 +76,16 @@ pub struct Cli {
     #[arg(short = 'k', long)]
     pub insecure: bool,
 
-    /// Output format
-    #[arg(short = 'f', long, value_name = "F", value_enum, default_value_t = Format::Text)]
+    /// Output format: text, json or jsonl
+    #[arg(short = 'f', long, value_name = "F", value_enum, default_value_t = Format::Text, hide_possible_values = true)]
     pub format: Format,
 
     /// Text format: print only unhealthy endpoints and the summary
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
-    /// When to draw a progress bar on stderr
-    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressWhen::Auto)]
+    /// When to draw a progress bar on stderr: auto (if stderr is a terminal), always, never
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressWhen::Auto, hide_possible_values = true)]
     pub progress: ProgressWhen,
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Method, Response, StatusCode, Url};
 use tokio::net::TcpStream;
@@ -141,6 +141,16 @@ impl Prober {
             Err(err) => return Attempt::failed(started.elapsed(), classify_http_error(&err)),
         };
         let status = response.status();
+        if self.settings.follow_redirects {
+            if let Some(refused) = unfollowed_redirect(&response) {
+                return Attempt {
+                    latency: started.elapsed(),
+                    status: Some(status.as_u16()),
+                    failure: Some(Failure::new(ErrorKind::Redirect, refused.to_string())),
+                    retry_after: None,
+                };
+            }
+        }
         let retry_after = match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                 parse_retry_after(response.headers())
@@ -195,6 +205,20 @@ impl Prober {
             ),
         ))
     }
+}
+
+/// A redirect the client handed back instead of following: its `Location` names a URL it
+/// cannot request (`file:`, `ftp:`, ...), which the redirect policy never gets to see.
+fn unfollowed_redirect(response: &Response) -> Option<RedirectRefused> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response.headers().get(LOCATION)?.to_str().ok()?;
+    let scheme = match response.url().join(location) {
+        Ok(next) => next.scheme().to_owned(),
+        Err(_) => return Some(RedirectRefused::BadLocation),
+    };
+    Some(RedirectRefused::Scheme(scheme))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -286,6 +310,7 @@ async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
 enum RedirectRefused {
     TooMany,
     Scheme(String),
+    BadLocation,
 }
 
 impl fmt::Display for RedirectRefused {
@@ -295,6 +320,7 @@ impl fmt::Display for RedirectRefused {
             RedirectRefused::Scheme(scheme) => {
                 write!(f, "redirect to a {scheme}: URL, which is never followed")
             }
+            RedirectRefused::BadLocation => f.write_str("redirect to an unparsable Location"),
         }
     }
 }
@@ -315,7 +341,7 @@ fn classify_http_error(err: &reqwest::Error) -> Failure {
         return dns_failure(dns);
     }
     if let Some(tls) = causes.find::<rustls::Error>() {
-        return Failure::new(ErrorKind::Tls, format!("TLS: {tls}"));
+        return Failure::new(ErrorKind::Tls, format!("TLS handshake failed: {tls}"));
     }
     if err.is_timeout() {
         return Failure::new(ErrorKind::Timeout, "timed out");

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, Semaphore};
 
@@ -12,6 +13,11 @@ use crate::probe::Prober;
 use crate::progress::Progress;
 use crate::retry::{self, RetryPolicy, Tally};
 use crate::stop::Stop;
+use crate::text::human_duration;
+
+/// How long the rest of the input may stall after a stop before reading gives up: a file
+/// never stalls, but a pipe whose writer stays open would otherwise hold the run forever.
+const SETTLE_STALL: Duration = Duration::from_millis(500);
 
 /// Host limiters kept before dead ones are swept, so a list of a million distinct hosts
 /// keeps only those in flight.
@@ -115,7 +121,18 @@ async fn settle_unread(
     results: mpsc::Sender<CheckResult>,
 ) -> Option<anyhow::Error> {
     let reason = stop.reason()?;
-    while let Some(item) = entries.recv().await {
+    loop {
+        let Ok(item) = tokio::time::timeout(SETTLE_STALL, entries.recv()).await else {
+            progress.suspend(|| {
+                eprintln!(
+                    "upcheck: stopped reading input: nothing arrived for {} after the run was \
+                     stopped, so lines not yet read have no result",
+                    human_duration(SETTLE_STALL)
+                )
+            });
+            return None;
+        };
+        let item = item?;
         let entry: Entry = match item {
             Ok(entry) => entry,
             Err(err) => return Some(err),
@@ -136,7 +153,6 @@ async fn settle_unread(
             return None;
         }
     }
-    None
 }
 
 /// Sends a result; false when nobody is listening any more (the report has ended).

@@ -1,0 +1,195 @@
+//! Running the real binary and reading what it printed.
+
+pub mod server;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::NamedTempFile;
+
+pub use server::Server;
+
+/// Longest any one run may take before the test calls it a hang.
+pub const HANG_LIMIT: Duration = Duration::from_secs(60);
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Stdout as the `json` format's document.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| {
+            panic!("stdout is not one JSON document ({err}):\n{}", self.stdout)
+        })
+    }
+
+    /// The `json` document's results.
+    pub fn results(&self) -> Vec<Value> {
+        self.json()["results"]
+            .as_array()
+            .cloned()
+            .expect("a results array")
+    }
+
+    /// Stdout as `jsonl`, one object per line.
+    pub fn jsonl(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
+            })
+            .collect()
+    }
+}
+
+/// The binary, with an environment that cannot send test traffic anywhere but loopback.
+pub fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_upcheck"));
+    for proxy in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_COLOR",
+    ] {
+        command.env_remove(proxy);
+    }
+    command
+}
+
+/// Runs the binary with `args` and no standard input.
+pub fn upcheck(args: &[&str]) -> Run {
+    finish(spawn(command().args(args), None))
+}
+
+/// Runs the binary with `args`, feeding `input` on standard input.
+pub fn upcheck_with_stdin(args: &[&str], input: &str) -> Run {
+    finish(spawn(command().args(args), Some(input)))
+}
+
+/// Starts `command` with piped output (and input when given).
+pub fn spawn(command: &mut Command, input: Option<&str>) -> Child {
+    command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start upcheck");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_owned();
+        thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+    }
+    child
+}
+
+/// Waits for `child` (at most [`HANG_LIMIT`]) and collects its output.
+pub fn finish(mut child: Child) -> Run {
+    let started = Instant::now();
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for upcheck") {
+            break status;
+        }
+        if started.elapsed() > HANG_LIMIT {
+            let _ = child.kill();
+            panic!("upcheck did not finish within {HANG_LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Run {
+        code: status.code(),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        text
+    })
+}
+
+/// A temporary endpoint list holding `lines`.
+pub fn list_file(lines: &[String]) -> NamedTempFile {
+    list_bytes(lines.join("\n").as_bytes())
+}
+
+/// A temporary endpoint list holding exactly `bytes`.
+pub fn list_bytes(bytes: &[u8]) -> NamedTempFile {
+    let mut file = NamedTempFile::new().expect("create a temporary list");
+    file.write_all(bytes).expect("write the list");
+    file.flush().expect("flush the list");
+    file
+}
+
+/// The path of a temporary file, as an argument.
+pub fn path(file: &NamedTempFile) -> &str {
+    file.path().to_str().expect("temporary paths are UTF-8")
+}
+
+/// A loopback port nobody listens on (bound, then released).
+pub fn refused_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("a local address").port()
+}
+
+/// A host name that fails to resolve without any packet leaving the machine: glibc refuses
+/// to encode a DNS label longer than 63 bytes, so the lookup fails before a query is sent.
+pub fn unresolvable_host() -> String {
+    format!("{}.invalid", "a".repeat(64))
+}
+
+/// Checks `value` against the `$defs` entry `definition` of the checked-in `schema.json`.
+pub fn assert_matches_schema(value: &Value, definition: &str) {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../schema.json")).expect("schema.json is JSON");
+    let root = if definition == "document" {
+        schema
+    } else {
+        serde_json::json!({ "$defs": schema["$defs"], "$ref": format!("#/$defs/{definition}") })
+    };
+    let validator = jsonschema::validator_for(&root).expect("schema.json is a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "output does not match schema.json ({definition}): {errors:?}\n{value:#}"
+    );
+}
+
+/// The result in `results` whose target is `target`.
+pub fn result_for<'a>(results: &'a [Value], target: &str) -> &'a Value {
+    results
+        .iter()
+        .find(|r| r["target"] == target)
+        .unwrap_or_else(|| panic!("no result for {target} in {results:#?}"))
+}

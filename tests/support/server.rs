@@ -1,0 +1,345 @@
+//! Scripted HTTP(S) servers on 127.0.0.1, shared by the tests and the example fleet: each
+//! path is a behaviour, well or badly behaved, and the server records what it saw.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
+
+/// Longest request head read, as servers commonly limit it.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// One request the server received.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Request method.
+    pub method: String,
+    /// Request path.
+    pub path: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Request {
+    /// The value of header `name` (lower case), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the server saw.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    /// Every request, in arrival order.
+    pub requests: Vec<Request>,
+    /// Requests being answered now.
+    pub in_flight: usize,
+    /// The most requests ever answered at once.
+    pub max_in_flight: usize,
+    /// TCP connections accepted.
+    pub connections: usize,
+    flaky: HashMap<String, u32>,
+}
+
+/// A running server; stops when dropped.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    tls: bool,
+    seen: Arc<Mutex<Seen>>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// A plain HTTP server on a free port.
+    pub fn start() -> Server {
+        Server::bind("127.0.0.1:0".parse().unwrap(), false).expect("bind a loopback port")
+    }
+
+    /// An HTTPS server with a fresh self-signed certificate, on a free port.
+    pub fn start_tls() -> Server {
+        Server::bind("127.0.0.1:0".parse().unwrap(), true).expect("bind a loopback port")
+    }
+
+    /// A server on `addr`, HTTPS when `tls`.
+    pub fn bind(addr: SocketAddr, tls: bool) -> io::Result<Server> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let acceptor = if tls {
+            Some(self_signed_acceptor())
+        } else {
+            None
+        };
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (shutdown, stopped) = oneshot::channel();
+        let state = seen.clone();
+        thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("start the server runtime");
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener).expect("register the listener");
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = accept_loop(listener, acceptor, state) => {}
+                }
+            });
+            runtime.shutdown_background();
+        });
+        Ok(Server {
+            addr,
+            tls,
+            seen,
+            shutdown: Some(shutdown),
+        })
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    /// A copy of what the server has seen so far.
+    pub fn seen(&self) -> Seen {
+        lock(&self.seen).clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn self_signed_acceptor() -> TlsAcceptor {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("generate a certificate");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("default TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .expect("a valid certificate");
+    TlsAcceptor::from(Arc::new(config))
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, seen: Arc<Mutex<Seen>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        lock(&seen).connections += 1;
+        let seen = seen.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve(stream, seen).await;
+                    }
+                }
+                None => serve(stream, seen).await,
+            }
+        });
+    }
+}
+
+/// Answers requests on one connection until a behaviour closes it or the client leaves.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: Arc<Mutex<Seen>>) {
+    let mut stream = BufReader::new(stream);
+    while let Some(request) = read_request(&mut stream).await {
+        {
+            let mut seen = lock(&seen);
+            seen.requests.push(request.clone());
+            seen.in_flight += 1;
+            seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
+        }
+        let keep_open = respond(stream.get_mut(), &request, &seen).await;
+        lock(&seen).in_flight -= 1;
+        if !keep_open {
+            return;
+        }
+    }
+}
+
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> Option<Request> {
+    let mut head = Vec::new();
+    loop {
+        let before = head.len();
+        let read = stream.read_until(b'\n', &mut head).await.ok()?;
+        if read == 0 || head.len() > MAX_HEAD_BYTES {
+            return None;
+        }
+        if &head[before..] == b"\r\n" || &head[before..] == b"\n" {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let mut lines = head.lines();
+    let mut request_line = lines.next()?.split_whitespace();
+    let method = request_line.next()?.to_owned();
+    let path = request_line.next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let request = Request {
+        method,
+        path,
+        headers,
+        at: Instant::now(),
+    };
+    let body_length = request
+        .header("content-length")
+        .and_then(|length| length.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut body = stream.take(body_length);
+    tokio::io::copy(&mut body, &mut tokio::io::sink())
+        .await
+        .ok()?;
+    Some(request)
+}
+
+/// Answers one request; false when the connection must close.
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &Request,
+    seen: &Mutex<Seen>,
+) -> bool {
+    let path = request
+        .path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches('/');
+    let parts: Vec<&str> = path.splitn(3, '/').collect();
+    let number = |index: usize| {
+        parts
+            .get(index)
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    match parts[0] {
+        "" | "ok" => reply(stream, 200, &[], "ok\n").await,
+        "status" => reply(stream, number(1) as u16, &[], "status\n").await,
+        "slow" => {
+            tokio::time::sleep(Duration::from_millis(number(1))).await;
+            reply(stream, 200, &[], "slow\n").await
+        }
+        "hang" => std::future::pending().await,
+        "retry-after" => {
+            let wait = number(1).to_string();
+            reply(stream, 429, &[("Retry-After", &wait)], "slow down\n").await
+        }
+        "unavailable" => {
+            let wait = number(1).to_string();
+            reply(stream, 503, &[("Retry-After", &wait)], "unavailable\n").await
+        }
+        "flaky" => {
+            let key = parts.get(2).copied().unwrap_or_default().to_owned();
+            let failures_left = {
+                let mut seen = lock(seen);
+                let count = seen.flaky.entry(key).or_insert(0);
+                *count += 1;
+                u64::from(*count) <= number(1)
+            };
+            if failures_left {
+                reply(stream, 503, &[], "not yet\n").await
+            } else {
+                reply(stream, 200, &[], "recovered\n").await
+            }
+        }
+        "redirect" => {
+            let next = match number(1) {
+                0 => "/ok".to_owned(),
+                n => format!("/redirect/{}", n - 1),
+            };
+            reply(stream, 302, &[("Location", &next)], "").await
+        }
+        "loop" => reply(stream, 302, &[("Location", "/loop")], "").await,
+        "redirect-to" => {
+            let target = path.strip_prefix("redirect-to/").unwrap_or_default();
+            reply(stream, 302, &[("Location", target)], "").await
+        }
+        "body" => {
+            let text = path.strip_prefix("body/").unwrap_or_default().to_owned();
+            reply(stream, 200, &[], &text).await
+        }
+        "padded" => {
+            let text = parts.get(2).copied().unwrap_or_default();
+            let body = format!("{}{text}", ".".repeat(number(1) as usize));
+            reply(stream, 200, &[], &body).await
+        }
+        "garbage" => {
+            let _ = stream
+                .write_all(b"SSH-2.0-OpenSSH_9.2\r\nnot http at all\r\n\r\n")
+                .await;
+            false
+        }
+        "close" => false,
+        "stall-body" => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial";
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.flush().await;
+            std::future::pending().await
+        }
+        _ => reply(stream, 404, &[], "no such behaviour\n").await,
+    }
+}
+
+async fn reply<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> bool {
+    let mut response = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n",
+        reason(status),
+        body.len()
+    );
+    for (name, value) in headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(body);
+    stream.write_all(response.as_bytes()).await.is_ok() && stream.flush().await.is_ok()
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        302 => "Found",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}

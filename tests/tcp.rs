@@ -1,0 +1,39 @@
+use crate::support::{refused_port, unresolvable_host, upcheck, Server};
+
+#[test]
+fn tcp_connect_probes() {
+    let server = Server::start();
+    let open = format!("tcp://{}", server.addr);
+    let closed = format!("tcp://127.0.0.1:{}", refused_port());
+    let unresolvable = format!("tcp://{}:80", unresolvable_host());
+    let run = upcheck(&[
+        "-f",
+        "json",
+        "-u",
+        &open,
+        "-u",
+        &closed,
+        "-u",
+        &unresolvable,
+    ]);
+    assert_eq!(run.code, Some(1));
+    let results = run.results();
+    assert_eq!(results[0]["ok"], true);
+    assert!(results[0]["status"].is_null(), "TCP targets have no status");
+    assert!(results[0]["latency_ms"].is_number());
+    assert_eq!(results[1]["error_kind"], "connect");
+    assert_eq!(results[1]["error"], "connection refused");
+    assert_eq!(results[2]["error_kind"], "dns");
+    assert!(server.seen().connections >= 1);
+}
+
+#[test]
+fn tcp_targets_over_ipv6_loopback() {
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; the parser test covers the bracketed form");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    let run = upcheck(&["-f", "json", "-u", &format!("tcp://[::1]:{port}")]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+}
