@@ -41,6 +41,14 @@ const BEHAVIOURS: &str = "\
 /garbage                 answers with bytes that are not HTTP
 /close                   closes the connection without answering
 /stall-body              sends headers and part of the body, then stalls
+/trickle                 sends the response one byte a second
+/reset-headers           resets the connection in the middle of the headers
+/reset-body              resets the connection in the middle of the body
+/big-headers             200 with 64 KiB of headers (64 of 1 KiB)
+/endless                 200 with a body that never ends (chunked)
+/bad-chunked             200 with a broken chunked encoding
+/informational           100 Continue and 103 Early Hints, then 200
+/gzip                    200 with a body labelled gzip (never decompressed)
 ";
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

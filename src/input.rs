@@ -69,7 +69,10 @@ pub type Item = Result<Entry, anyhow::Error>;
 /// An input opened before any probe starts.
 enum Source {
     Stdin,
-    File { name: Arc<str>, file: File },
+    File {
+        name: Arc<str>,
+        reader: BufReader<File>,
+    },
     Urls(Vec<String>),
 }
 
@@ -95,7 +98,20 @@ impl Inputs {
             if metadata.is_dir() {
                 bail!("cannot read '{name}': it is a directory");
             }
-            sources.push(Source::File { name, file });
+            let mut reader = BufReader::new(file);
+            // Only regular files are peeked at: reading a FIFO here would wait for its writer.
+            if metadata.is_file() {
+                let start = reader
+                    .fill_buf()
+                    .with_context(|| format!("cannot read '{name}'"))?;
+                if let Some(offset) = start.iter().position(|&b| b == 0) {
+                    bail!(
+                        "'{name}' looks like a binary file (NUL byte at offset {offset}), \
+                         not an endpoint list"
+                    );
+                }
+            }
+            sources.push(Source::File { name, reader });
         }
         if files.is_empty() && urls.is_empty() {
             if io::stdin().is_terminal() {
@@ -125,8 +141,8 @@ impl Inputs {
                     Source::Stdin => {
                         read_list("-".into(), io::stdin().lock(), &mut numbering, &sender)
                     }
-                    Source::File { name, file } => {
-                        read_list(name, BufReader::new(file), &mut numbering, &sender)
+                    Source::File { name, reader } => {
+                        read_list(name, reader, &mut numbering, &sender)
                     }
                     Source::Urls(urls) => urls.into_iter().all(|url| {
                         let origin = numbering.next(URL_SOURCE.into(), None);

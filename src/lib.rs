@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod exit;
+pub mod fdlimit;
 pub mod input;
 pub mod outcome;
 pub mod probe;
@@ -57,6 +58,10 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     if cli.insecure {
         eprintln!("upcheck: warning: --insecure: TLS certificates are not verified");
     }
+    let (concurrency, fd_warning) = fdlimit::fit_concurrency(cli.concurrency);
+    if let Some(warning) = fd_warning {
+        eprintln!("upcheck: {warning}");
+    }
     let prober = Prober::new(ProbeSettings {
         timeout: cli.timeout,
         method: cli.method,
@@ -76,7 +81,7 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
             deadline: cli.deadline.map(|deadline| started + deadline),
         },
         limits: Limits {
-            concurrency: cli.concurrency,
+            concurrency,
             per_host: cli.per_host,
         },
     });

@@ -22,6 +22,10 @@ use crate::text::human_duration;
 /// Redirects followed before giving up, as browsers and curl do by default.
 pub const MAX_REDIRECTS: usize = 10;
 
+/// How long an idle connection is kept for reuse: long enough for the next target on the
+/// same host in a bulk run, short enough that a list of many hosts does not hoard sockets.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Body bytes read after a verdict that needs no body, only when already arrived, so the
 /// connection can be reused without ever waiting on a slow body.
 const DRAIN_READY_BYTES: usize = 64 * 1024;
@@ -60,6 +64,8 @@ pub struct Attempt {
     pub failure: Option<Failure>,
     /// How long the server asked us to wait (`Retry-After` on a 429 or 503).
     pub retry_after: Option<Duration>,
+    /// The attempt never reached the network: this process was out of file descriptors.
+    pub out_of_files: bool,
 }
 
 impl Attempt {
@@ -69,6 +75,14 @@ impl Attempt {
             status: None,
             failure: Some(failure),
             retry_after: None,
+            out_of_files: false,
+        }
+    }
+
+    fn out_of_files(latency: Duration, err: &io::Error) -> Self {
+        Attempt {
+            out_of_files: true,
+            ..Attempt::failed(latency, Failure::new(ErrorKind::Other, err.to_string()))
         }
     }
 }
@@ -103,11 +117,17 @@ impl Prober {
             .redirect(redirect)
             .tls_danger_accept_invalid_certs(settings.insecure)
             .pool_max_idle_per_host(settings.idle_per_host)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .dns_resolver(Arc::new(SystemResolver))
             .user_agent(concat!("upcheck/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Prober { client, settings })
+    }
+
+    /// The per-attempt timeout.
+    pub fn timeout(&self) -> Duration {
+        self.settings.timeout
     }
 
     /// Makes one attempt at `target`, bounded by the per-attempt timeout.
@@ -138,7 +158,15 @@ impl Prober {
             .headers(self.settings.headers.clone());
         let mut response = match request.send().await {
             Ok(response) => response,
-            Err(err) => return Attempt::failed(started.elapsed(), classify_http_error(&err)),
+            Err(err) => {
+                if let Some(exhausted) = Causes::of(&err)
+                    .find::<io::Error>()
+                    .filter(|e| is_out_of_files(e))
+                {
+                    return Attempt::out_of_files(started.elapsed(), exhausted);
+                }
+                return Attempt::failed(started.elapsed(), classify_http_error(&err));
+            }
         };
         let status = response.status();
         if self.settings.follow_redirects {
@@ -148,6 +176,7 @@ impl Prober {
                     status: Some(status.as_u16()),
                     failure: Some(Failure::new(ErrorKind::Redirect, refused.to_string())),
                     retry_after: None,
+                    out_of_files: false,
                 };
             }
         }
@@ -171,6 +200,7 @@ impl Prober {
             status: Some(status.as_u16()),
             failure,
             retry_after,
+            out_of_files: false,
         }
     }
 
@@ -282,7 +312,9 @@ async fn tcp_connect(host: &str, port: u16, started: Instant) -> Attempt {
             status: None,
             failure: None,
             retry_after: None,
+            out_of_files: false,
         },
+        Err(err) if is_out_of_files(&err) => Attempt::out_of_files(started.elapsed(), &err),
         Err(err) => Attempt::failed(
             started.elapsed(),
             Failure::new(ErrorKind::Connect, describe_io(&err)),
@@ -359,6 +391,14 @@ fn classify_http_error(err: &reqwest::Error) -> Failure {
         return Failure::new(ErrorKind::Protocol, message);
     }
     Failure::new(ErrorKind::Other, causes.innermost())
+}
+
+/// Whether `err` means this process (or the system) has no file descriptor to spare: a
+/// sign to slow down, not something wrong with the target.
+fn is_out_of_files(err: &io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    matches!(err.raw_os_error(), Some(EMFILE | ENFILE))
 }
 
 /// A short sentence for an I/O error, without the OS error number.

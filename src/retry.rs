@@ -17,6 +17,10 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// First backoff step; doubled for each further retry.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 
+/// Pause before trying again when the process is out of file descriptors: sockets free up
+/// as other probes finish.
+const OUT_OF_FILES_PAUSE: Duration = Duration::from_millis(20);
+
 /// Longest backoff between attempts, so a handful of retries never outlasts a typical timeout.
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
@@ -57,9 +61,18 @@ pub async fn check(
     policy: RetryPolicy,
     tally: &mut Tally,
 ) -> Verdict {
+    let mut waited_for_files = Duration::ZERO;
     loop {
         tally.attempts += 1;
         let attempt = prober.attempt(target).await;
+        // Out of file descriptors is back-pressure: wait for sockets to free up, without
+        // counting an attempt, for as long as one attempt may take.
+        if attempt.out_of_files && waited_for_files < prober.timeout() {
+            tally.attempts -= 1;
+            tokio::time::sleep(OUT_OF_FILES_PAUSE).await;
+            waited_for_files += OUT_OF_FILES_PAUSE;
+            continue;
+        }
         let retry_after = attempt.retry_after;
         let transient = attempt
             .failure

@@ -89,11 +89,18 @@ fn a_list_without_targets_is_a_usage_error() {
 fn a_read_error_after_probing_began_keeps_the_results_and_exits_two() {
     let server = Server::start();
     let good = list_file(&[server.url("/ok")]);
-    // Reading a process's own memory at offset 0 fails with EIO: a file that opens but
-    // cannot be read.
-    let run = upcheck(&["-f", "json", path(&good), "/proc/self/mem"]);
+    // Standard input opened on a directory: it opens, but reading it fails (EISDIR), and
+    // it is read only after the first list has been probed.
+    let directory = std::fs::File::open(std::env::temp_dir()).unwrap();
+    let mut command = crate::support::command();
+    command
+        .args(["-f", "json", path(&good), "-"])
+        .stdin(directory)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let run = crate::support::finish(command.spawn().unwrap());
     assert_eq!(run.code, Some(2), "{}", run.stderr);
-    assert!(run.stderr.contains("/proc/self/mem"), "{}", run.stderr);
+    assert!(run.stderr.contains("error reading '-'"), "{}", run.stderr);
     assert_eq!(run.results().len(), 1);
     assert_eq!(run.results()[0]["ok"], true);
 }

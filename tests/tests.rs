@@ -7,11 +7,15 @@ mod support;
 mod cli;
 // The endpoint list format: comments, encodings, invalid lines, stdin, ordering.
 mod input;
+// Faults a target can throw: stalls, resets, garbage, endless bodies, odd redirects.
+mod faults;
 // HTTP probes: statuses, bodies, redirects, TLS, timeouts and the error kinds they produce.
 mod http;
 // TCP probes.
 mod tcp;
 // The scheduler: concurrency bounds, retries, Retry-After, deadline, signals.
 mod schedule;
+// Our own side: file limits, a full stdout, hostile input files.
+mod resources;
 // Output: text, json, jsonl, the schema, colour, progress, a closed stdout.
 mod output;

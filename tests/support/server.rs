@@ -13,6 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
+/// Chunks of 16 KiB the endless body sends at most (1 GiB).
+const ENDLESS_CHUNKS: usize = 65_536;
+
 /// Longest request head read, as servers commonly limit it.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -161,17 +164,35 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, seen:
             match acceptor {
                 Some(acceptor) => {
                     if let Ok(stream) = acceptor.accept(stream).await {
-                        serve(stream, seen).await;
+                        if let Some(stream) = serve(stream, seen).await {
+                            let _ = stream.get_ref().0.set_zero_linger();
+                        }
                     }
                 }
-                None => serve(stream, seen).await,
+                None => {
+                    if let Some(stream) = serve(stream, seen).await {
+                        let _ = stream.set_zero_linger();
+                    }
+                }
             }
         });
     }
 }
 
 /// Answers requests on one connection until a behaviour closes it or the client leaves.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: Arc<Mutex<Seen>>) {
+/// How a connection ends after a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// Wait for the next request.
+    KeepOpen,
+    /// Close normally.
+    Close,
+    /// Abort with a TCP reset.
+    Reset,
+}
+
+/// Answers requests on one connection; returns the stream when a behaviour asks for a reset.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: Arc<Mutex<Seen>>) -> Option<S> {
     let mut stream = BufReader::new(stream);
     while let Some(request) = read_request(&mut stream).await {
         {
@@ -180,12 +201,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: Arc<Mutex<See
             seen.in_flight += 1;
             seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
         }
-        let keep_open = respond(stream.get_mut(), &request, &seen).await;
+        let next = respond(stream.get_mut(), &request, &seen).await;
         lock(&seen).in_flight -= 1;
-        if !keep_open {
-            return;
+        match next {
+            Next::KeepOpen => {}
+            Next::Close => return None,
+            Next::Reset => return Some(stream.into_inner()),
         }
     }
+    None
 }
 
 async fn read_request<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> Option<Request> {
@@ -226,12 +250,12 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> Option
     Some(request)
 }
 
-/// Answers one request; false when the connection must close.
+/// Answers one request and says how the connection goes on.
 async fn respond<S: AsyncWrite + Unpin>(
     stream: &mut S,
     request: &Request,
     seen: &Mutex<Seen>,
-) -> bool {
+) -> Next {
     let path = request
         .path
         .split('?')
@@ -297,20 +321,100 @@ async fn respond<S: AsyncWrite + Unpin>(
             reply(stream, 200, &[], &body).await
         }
         "garbage" => {
-            let _ = stream
-                .write_all(b"SSH-2.0-OpenSSH_9.2\r\nnot http at all\r\n\r\n")
-                .await;
-            false
+            send_raw(stream, b"SSH-2.0-OpenSSH_9.2\r\nnot http at all\r\n\r\n").await;
+            Next::Close
         }
-        "close" => false,
+        "close" => Next::Close,
         "stall-body" => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial";
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.flush().await;
+            send_raw(
+                stream,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial",
+            )
+            .await;
             std::future::pending().await
+        }
+        "trickle" => {
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n" {
+                if !send_raw(stream, &[*byte]).await {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Next::Close
+        }
+        "reset-headers" => {
+            send_raw(stream, b"HTTP/1.1 200 OK\r\nContent-Le").await;
+            Next::Reset
+        }
+        "reset-body" => {
+            send_raw(
+                stream,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial",
+            )
+            .await;
+            Next::Reset
+        }
+        "big-headers" => {
+            let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n");
+            for n in 0..64 {
+                head.push_str(&format!("X-Filler-{n:02}: {}\r\n", "f".repeat(1009)));
+            }
+            head.push_str("\r\nok\n");
+            send_raw(stream, head.as_bytes()).await;
+            Next::Close
+        }
+        "endless" => {
+            send_raw(
+                stream,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            )
+            .await;
+            let chunk = format!("4000\r\n{}\r\n", "z".repeat(0x4000));
+            // Bounded so a client that never hangs up cannot keep the server busy forever.
+            for _ in 0..ENDLESS_CHUNKS {
+                if !send_raw(stream, chunk.as_bytes()).await {
+                    break;
+                }
+            }
+            Next::Close
+        }
+        "bad-chunked" => {
+            send_raw(
+                stream,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n",
+            )
+            .await;
+            Next::Close
+        }
+        "informational" => {
+            let answer: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+            if send_raw(stream, answer).await {
+                Next::KeepOpen
+            } else {
+                Next::Close
+            }
+        }
+        "gzip" => {
+            // Labelled gzip but never decompressed by upcheck: a bomb stays 64 KiB of bytes.
+            let body = vec![0x1f_u8; 64 * 1024];
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let sent = send_raw(stream, head.as_bytes()).await && send_raw(stream, &body).await;
+            if sent {
+                Next::KeepOpen
+            } else {
+                Next::Close
+            }
         }
         _ => reply(stream, 404, &[], "no such behaviour\n").await,
     }
+}
+
+/// Writes raw bytes; false when the client has gone.
+async fn send_raw<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> bool {
+    stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
 }
 
 async fn reply<S: AsyncWrite + Unpin>(
@@ -318,7 +422,7 @@ async fn reply<S: AsyncWrite + Unpin>(
     status: u16,
     headers: &[(&str, &str)],
     body: &str,
-) -> bool {
+) -> Next {
     let mut response = format!(
         "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n",
         reason(status),
@@ -329,7 +433,11 @@ async fn reply<S: AsyncWrite + Unpin>(
     }
     response.push_str("\r\n");
     response.push_str(body);
-    stream.write_all(response.as_bytes()).await.is_ok() && stream.flush().await.is_ok()
+    if send_raw(stream, response.as_bytes()).await {
+        Next::KeepOpen
+    } else {
+        Next::Close
+    }
 }
 
 fn reason(status: u16) -> &'static str {

@@ -1,0 +1,160 @@
+use std::fs::File;
+use std::process::{Command, Stdio};
+
+use crate::support::{finish, list_bytes, list_file, path, upcheck, Server};
+
+/// Runs upcheck under `sh -c 'ulimit ...; exec upcheck ARGS'`.
+fn upcheck_with_ulimit(ulimit: &str, args: &[&str]) -> crate::support::Run {
+    let script = format!("ulimit {ulimit} && exec \"$0\" \"$@\"");
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", &script, env!("CARGO_BIN_EXE_upcheck")])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    finish(command.spawn().expect("run sh"))
+}
+
+#[test]
+fn a_low_file_limit_lowers_concurrency_with_one_warning() {
+    let server = Server::start();
+    let lines: Vec<String> = (0..600).map(|_| server.url("/slow/20")).collect();
+    let list = list_file(&lines);
+    // Hard and soft limit both 256: nothing to raise, so the concurrency must fit.
+    let run = upcheck_with_ulimit(
+        "-n 256",
+        &[
+            "-c",
+            "1000",
+            "--per-host",
+            "1000",
+            "-f",
+            "jsonl",
+            path(&list),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.jsonl().len(), 600);
+    assert_eq!(run.stderr.matches("warning").count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("open-file limit is 256"),
+        "{}",
+        run.stderr
+    );
+    assert!(server.seen().max_in_flight < 256);
+}
+
+#[test]
+fn the_soft_file_limit_is_raised_toward_the_hard_one() {
+    let server = Server::start();
+    let lines: Vec<String> = (0..300).map(|_| server.url("/slow/50")).collect();
+    let list = list_file(&lines);
+    let run = upcheck_with_ulimit(
+        "-Sn 128 && ulimit -Hn 4096",
+        &["-c", "300", "--per-host", "300", "-f", "jsonl", path(&list)],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stderr, "", "no warning: the soft limit was raised");
+    assert!(
+        server.seen().max_in_flight > 128,
+        "more sockets than the soft limit allowed"
+    );
+}
+
+#[test]
+fn running_out_of_files_is_back_pressure_not_failure() {
+    // Targets grouped by host: each group leaves idle pooled connections behind while the
+    // next group opens new ones, which overruns a 256-file limit.
+    let servers: Vec<Server> = (0..4).map(|_| Server::start()).collect();
+    let mut lines = Vec::new();
+    for server in &servers {
+        lines.extend((0..200).map(|_| server.url("/slow/10")));
+    }
+    let list = list_file(&lines);
+    let run = upcheck_with_ulimit(
+        "-n 256",
+        &[
+            "-c",
+            "1000",
+            "--per-host",
+            "1000",
+            "-t",
+            "10s",
+            "-f",
+            "jsonl",
+            path(&list),
+        ],
+    );
+    let results = run.jsonl();
+    assert_eq!(results.len(), 800);
+    let failed: Vec<_> = results.iter().filter(|r| r["ok"] != true).collect();
+    assert!(failed.is_empty(), "healthy targets marked down: {failed:?}");
+    assert_eq!(run.code, Some(0));
+}
+
+#[test]
+fn a_full_stdout_is_an_error_on_stderr() {
+    let server = Server::start();
+    let full = File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let mut command = crate::support::command();
+    command
+        .args(["-u", &server.url("/ok")])
+        .stdin(Stdio::null())
+        .stdout(full)
+        .stderr(Stdio::piped());
+    let run = finish(command.spawn().expect("start upcheck"));
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("cannot write results"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn a_binary_file_is_refused_before_probing() {
+    let binary =
+        list_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00>\x00");
+    let run = upcheck(&[path(&binary)]);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains(path(&binary)) && run.stderr.contains("binary"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn a_ten_mebibyte_line_is_one_invalid_result() {
+    let server = Server::start();
+    let mut bytes = vec![b'h'; 10 << 20];
+    bytes.extend(format!("\n{}\n", server.url("/ok")).as_bytes());
+    let list = list_bytes(&bytes);
+    let run = upcheck(&["-f", "json", path(&list)]);
+    assert_eq!(run.code, Some(1));
+    let results = run.results();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["error_kind"], "invalid");
+    assert!(
+        results[0]["target"].as_str().unwrap().len() < 200,
+        "the result shows only a prefix"
+    );
+    assert_eq!(results[1]["ok"], true);
+}
+
+#[test]
+fn an_unopenable_path_names_the_file() {
+    let run = upcheck(&["/etc/hostname/not-a-dir.txt"]);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("/etc/hostname/not-a-dir.txt"),
+        "{}",
+        run.stderr
+    );
+}
