@@ -1,5 +1,6 @@
 //! The command-line interface: the options, their value parsers, and the checks clap cannot make.
 
+use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,7 +53,7 @@ pub struct Cli {
     #[arg(short = 'X', long, value_name = "M", default_value = "GET", value_parser = parse_method)]
     pub method: Method,
 
-    /// Extra request header, 'Name: value' (repeatable)
+    /// Extra request header, 'Name: value', or @FILE with one header per line (repeatable)
     #[arg(short = 'H', long = "header", value_name = "'K: V'")]
     pub headers: Vec<String>,
 
@@ -226,26 +227,47 @@ pub fn parse_method(text: &str) -> Result<Method, String> {
         .map_err(|_| format!("'{text}' is not an HTTP method"))
 }
 
-/// Parses the `-H 'Name: value'` options into request headers.
+/// Parses the `-H` options into request headers: `Name: value`, or `@FILE` for a file of
+/// such lines, which keeps secrets out of `ps` and shell history.
 ///
 /// Done here rather than by clap because clap would quote a rejected value in its
 /// message, and header values are often secrets.
 pub fn parse_headers(headers: &[String]) -> anyhow::Result<HeaderMap> {
     let mut map = HeaderMap::new();
     for (index, header) in headers.iter().enumerate() {
-        let position = index + 1;
-        let Some((name, value)) = header.split_once(':') else {
-            bail!("invalid value for '--header' (#{position}): expected 'Name: value', found no colon");
+        let Some(file) = header.strip_prefix('@') else {
+            let (name, value) = parse_header(header)
+                .with_context(|| format!("invalid value for '--header' (#{})", index + 1))?;
+            map.append(name, value);
+            continue;
         };
-        let name = HeaderName::from_bytes(name.trim().as_bytes()).with_context(|| {
-            format!("invalid value for '--header' (#{position}): bad header name")
-        })?;
-        let value = HeaderValue::from_str(value.trim()).with_context(|| {
-            format!("invalid value for '--header' {name}: the value has characters a header cannot carry")
-        })?;
-        map.append(name, value);
+        let text = fs::read_to_string(file)
+            .with_context(|| format!("cannot read the header file '{file}' given to '--header'"))?;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, value) = parse_header(line)
+                .with_context(|| format!("invalid header in '{file}' line {}", number + 1))?;
+            map.append(name, value);
+        }
     }
     Ok(map)
+}
+
+/// Parses one `Name: value`; a rejection may name the header but never shows its value.
+fn parse_header(text: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+    let Some((name, value)) = text.split_once(':') else {
+        bail!("expected 'Name: value', found no colon");
+    };
+    let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) else {
+        bail!("the header name has characters a header name cannot carry");
+    };
+    let Ok(value) = HeaderValue::from_str(value.trim()) else {
+        bail!("'{name}: <redacted>' has characters a header value cannot carry");
+    };
+    Ok((name, value))
 }
 
 #[cfg(test)]
@@ -331,6 +353,52 @@ mod tests {
         assert!(message.contains("--header") && message.contains("no colon"));
         assert!(!message.contains("s3cret"));
         let err = parse_headers(&["X-Token: bad\u{7f}s3cret".to_owned()]).unwrap_err();
-        assert!(!format!("{err:#}").contains("s3cret"));
+        let message = format!("{err:#}");
+        assert!(message.contains("x-token: <redacted>") && !message.contains("s3cret"));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn duration_parsing_never_panics_and_always_explains(text in "\\PC{0,12}") {
+                if let Err(message) = parse_duration(&text) {
+                    prop_assert!(!message.is_empty());
+                }
+            }
+
+            #[test]
+            fn written_durations_read_back(amount in 1u64..100_000, unit in prop::sample::select(vec!["ms", "s", "m", ""])) {
+                let millis_per_unit = match unit { "ms" => 1, "m" => 60_000, _ => 1000 };
+                let parsed = parse_duration(&format!("{amount}{unit}"));
+                prop_assert_eq!(parsed, Ok(Duration::from_millis(amount * millis_per_unit)));
+            }
+
+            #[test]
+            fn status_list_parsing_never_panics_and_names_the_bad_part(text in "[0-9,\\- x]{0,16}") {
+                if let Err(message) = StatusSet::parse(&text) {
+                    prop_assert!(
+                        message.contains('\'') || message.contains("empty"),
+                        "{message}"
+                    );
+                }
+            }
+
+            #[test]
+            fn written_status_lists_contain_their_codes(codes in prop::collection::vec(100u16..=999, 1..6)) {
+                let text = codes.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+                let set = StatusSet::parse(&text).unwrap();
+                prop_assert!(codes.iter().all(|&code| set.contains(code)));
+            }
+
+            #[test]
+            fn size_parsing_never_panics_and_always_explains(text in "\\PC{0,12}") {
+                if let Err(message) = parse_size(&text) {
+                    prop_assert!(!message.is_empty());
+                }
+            }
+        }
     }
 }

@@ -416,4 +416,37 @@ mod tests {
         assert_eq!(key("http://a.test:8080/"), "a.test:8080");
         assert_eq!(key("tcp://[::1]:22"), "::1:22");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_bytes_give_at_most_one_entry_per_line(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
+                let entries = entries_of(&bytes);
+                let lines = bytes.split(|&b| b == b'\n').count() as u64;
+                prop_assert!(entries.len() as u64 <= lines);
+                for entry in &entries {
+                    prop_assert!(entry.origin.line.is_some_and(|line| line >= 1 && line <= lines));
+                    if let Err(reason) = &entry.target {
+                        prop_assert!(!reason.is_empty());
+                    }
+                }
+            }
+
+            #[test]
+            fn target_parsing_never_panics_and_explains(text in "(http|https|tcp|ftp)?(://)?\\PC{0,40}") {
+                if let Err(reason) = parse_target(&text) {
+                    prop_assert!(!reason.is_empty());
+                }
+            }
+
+            #[test]
+            fn tcp_targets_keep_host_and_port(host in "[a-z][a-z0-9-]{0,20}(\\.[a-z]{2,5})?", port in 1u16..) {
+                let parsed = parse_target(&format!("tcp://{host}:{port}"));
+                prop_assert_eq!(parsed, Ok(Target::Tcp { host, port }));
+            }
+        }
+    }
 }

@@ -360,3 +360,41 @@ fn credentials_are_not_forwarded_to_another_host() {
     assert_eq!(elsewhere[0].header("authorization"), None);
     assert_eq!(elsewhere[0].header("cookie"), None);
 }
+
+#[test]
+fn secret_headers_can_come_from_a_file() {
+    let server = Server::start();
+    let headers = crate::support::list_file(&[
+        "# secrets for the health checks".into(),
+        "Authorization: Bearer s3cret".into(),
+        "X-Team: ops".into(),
+    ]);
+    let header_file = format!("@{}", path(&headers));
+    let (code, _) = check(&["-H", &header_file], &[server.url("/ok")]);
+    assert_eq!(code, Some(0));
+    let request = &server.seen().requests[0];
+    assert_eq!(request.header("authorization"), Some("Bearer s3cret"));
+    assert_eq!(request.header("x-team"), Some("ops"));
+
+    let bad = crate::support::list_file(&["Authorization Bearer s3cret".into()]);
+    let run = upcheck(&["-H", &format!("@{}", path(&bad)), "-u", &server.url("/ok")]);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains(&format!("'{}' line 1", path(&bad))),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+    let run = upcheck(&["-H", "@/nonexistent/headers", "-u", &server.url("/ok")]);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("/nonexistent/headers"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        server.seen().requests.len(),
+        1,
+        "bad header files probe nothing"
+    );
+}

@@ -158,3 +158,67 @@ fn an_unopenable_path_names_the_file() {
         run.stderr
     );
 }
+
+/// Peak resident memory of a running process, from `/proc`.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The scale soak: `cargo test --release -- --ignored million` (about a minute).
+#[test]
+#[ignore = "a soak of a million targets; run it with --ignored"]
+fn a_million_targets_stream_in_bounded_memory() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    const TARGETS: usize = 1_000_000;
+    let server = Server::start();
+    let lines: Vec<String> = (0..TARGETS)
+        .map(|n| server.url(&format!("/ok?{n}")))
+        .collect();
+    let list = list_file(&lines);
+    drop(lines);
+    let started = Instant::now();
+    let mut child = crate::support::spawn(
+        crate::support::command().args([
+            "-c",
+            "200",
+            "--per-host",
+            "200",
+            "-f",
+            "jsonl",
+            path(&list),
+        ]),
+        None,
+    );
+    let pid = child.id();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let first_result_after = started.elapsed();
+    let (mut results, mut peak_kib) = (1usize, 0u64);
+    while {
+        line.clear();
+        stdout.read_line(&mut line).unwrap() > 0
+    } {
+        results += 1;
+        if results % 10_000 == 0 {
+            peak_kib = peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the soak is bounded in time"
+        );
+    }
+    let run = finish(child);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(results, TARGETS);
+    assert!(
+        first_result_after < Duration::from_secs(1),
+        "first result after {first_result_after:?}"
+    );
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
+    eprintln!("{TARGETS} targets in {:?}, first result after {first_result_after:?}, peak RSS {peak_kib} KiB", started.elapsed());
+}

@@ -16,6 +16,10 @@ use tokio_rustls::TlsAcceptor;
 /// Chunks of 16 KiB the endless body sends at most (1 GiB).
 const ENDLESS_CHUNKS: usize = 65_536;
 
+/// Requests kept in the log: every test's worth, without a million-target run holding
+/// a million of them.
+const MAX_RECORDED: usize = 100_000;
+
 /// Longest request head read, as servers commonly limit it.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -45,7 +49,7 @@ impl Request {
 /// What the server saw.
 #[derive(Clone, Debug, Default)]
 pub struct Seen {
-    /// Every request, in arrival order.
+    /// Every request, in arrival order (the first [`MAX_RECORDED`]).
     pub requests: Vec<Request>,
     /// Requests being answered now.
     pub in_flight: usize,
@@ -197,7 +201,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: Arc<Mutex<See
     while let Some(request) = read_request(&mut stream).await {
         {
             let mut seen = lock(&seen);
-            seen.requests.push(request.clone());
+            if seen.requests.len() < MAX_RECORDED {
+                seen.requests.push(request.clone());
+            }
             seen.in_flight += 1;
             seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
         }
