@@ -11,6 +11,7 @@ use reqwest::Url;
 use tokio::sync::mpsc;
 
 use crate::outcome::Origin;
+use crate::progress::Progress;
 
 /// Longest line accepted; longer ones become `invalid` results without being held in memory.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -128,14 +129,15 @@ impl Inputs {
         Ok(Inputs { sources })
     }
 
-    /// Streams every entry, in input order, from a thread of its own.
+    /// Streams every entry, in input order, from a thread of its own, counting each on the
+    /// progress bar as it is read (so a short list's length is known at once).
     ///
     /// A plain thread rather than tokio's blocking pool: a read blocked on a terminal or
     /// a silent pipe must not keep the process from exiting when the run ends.
-    pub fn stream(self) -> mpsc::Receiver<Item> {
+    pub fn stream(self, progress: Progress) -> mpsc::Receiver<Item> {
         let (sender, receiver) = mpsc::channel(READ_AHEAD);
         thread::spawn(move || {
-            let mut numbering = Numbering::default();
+            let mut numbering = Numbering::new(progress);
             for source in self.sources {
                 let sent = match source {
                     Source::Stdin => {
@@ -158,16 +160,24 @@ impl Inputs {
     }
 }
 
-/// Hands out positions in the whole input.
-#[derive(Default)]
+/// Hands out positions in the whole input, and counts them on the progress bar.
 struct Numbering {
     next_seq: u64,
+    progress: Progress,
 }
 
 impl Numbering {
+    fn new(progress: Progress) -> Self {
+        Numbering {
+            next_seq: 0,
+            progress,
+        }
+    }
+
     fn next(&mut self, source: Arc<str>, line: Option<u64>) -> Origin {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.progress.target_read();
         Origin { seq, source, line }
     }
 }
@@ -337,23 +347,22 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
     }
 }
 
-/// Reads all of a small reader into entries; used by tests of the line format.
-#[cfg(test)]
-fn entries_of(input: &[u8]) -> Vec<Entry> {
-    let (sender, mut receiver) = mpsc::channel(4096);
-    let mut numbering = Numbering::default();
-    assert!(read_list("t".into(), input, &mut numbering, &sender));
-    drop(sender);
-    let mut entries = Vec::new();
-    while let Ok(item) = receiver.try_recv() {
-        entries.push(item.expect("in-memory reads cannot fail"));
-    }
-    entries
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads all of a small reader into entries; used by tests of the line format.
+    fn entries_of(input: &[u8]) -> Vec<Entry> {
+        let (sender, mut receiver) = mpsc::channel(4096);
+        let mut numbering = Numbering::new(Progress::new(crate::cli::ProgressWhen::Never));
+        assert!(read_list("t".into(), input, &mut numbering, &sender));
+        drop(sender);
+        let mut entries = Vec::new();
+        while let Ok(item) = receiver.try_recv() {
+            entries.push(item.expect("in-memory reads cannot fail"));
+        }
+        entries
+    }
 
     #[test]
     fn comments_blank_lines_bom_and_crlf_are_skipped() {

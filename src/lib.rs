@@ -105,7 +105,13 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     let mut report =
         tokio::task::spawn_blocking(move || reporter.consume(&mut received).map(|()| reporter));
 
-    let schedule = schedule::run(engine, inputs.stream(), stop.clone(), progress, results);
+    let schedule = schedule::run(
+        engine,
+        inputs.stream(progress.clone()),
+        stop.clone(),
+        progress,
+        results,
+    );
     let read_error = tokio::select! {
         read_error = schedule => read_error,
         // The reporter holds on until the last result, so ending first means stdout failed.

@@ -276,15 +276,13 @@ fn status_failure(status: StatusCode, expected: &StatusSet) -> Failure {
     } else {
         ErrorKind::Status
     };
-    let reason = status.canonical_reason().unwrap_or("");
+    let status = match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    };
     Failure::new(
         kind,
-        format!(
-            "status {} {reason} is not in {}",
-            status.as_u16(),
-            expected.as_written()
-        )
-        .replace("  ", " "),
+        format!("got {status}, expected {}", expected.as_written()),
     )
 }
 
@@ -484,10 +482,7 @@ mod tests {
         let set = StatusSet::parse("200").unwrap();
         let failure = status_failure(StatusCode::SERVICE_UNAVAILABLE, &set);
         assert_eq!(failure.kind, ErrorKind::Status);
-        assert_eq!(
-            failure.message,
-            "status 503 Service Unavailable is not in 200"
-        );
+        assert_eq!(failure.message, "got 503 Service Unavailable, expected 200");
         let failure = status_failure(StatusCode::TOO_MANY_REQUESTS, &set);
         assert_eq!(failure.kind, ErrorKind::RateLimited);
     }

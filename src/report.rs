@@ -245,11 +245,11 @@ mod tests {
     fn text_lines_show_state_status_latency_target_and_error() {
         let failed = result(Some(Failure::new(
             ErrorKind::Status,
-            "status 503 is not in 200-399",
+            "got 503, expected 200-399",
         )));
         assert_eq!(
             result_line(&failed, false),
-            "FAIL 503   12.3ms  http://a.test/  status: status 503 is not in 200-399\n"
+            "FAIL 503   12.3ms  http://a.test/  status: got 503, expected 200-399\n"
         );
         assert_eq!(
             result_line(&result(None), false),

@@ -66,7 +66,6 @@ pub async fn run(
             Some(Err(err)) => return Some(err),
             Some(Ok(entry)) => entry,
         };
-        progress.target_read();
         let target = match entry.target {
             Ok(target) => target,
             Err(ref reason) => {
@@ -137,7 +136,6 @@ async fn settle_unread(
             Ok(entry) => entry,
             Err(err) => return Some(err),
         };
-        progress.target_read();
         let failure = match &entry.target {
             Ok(_) => reason.failure(),
             Err(invalid) => Failure::new(ErrorKind::Invalid, invalid.clone()),

@@ -33,7 +33,9 @@ fn text_prints_a_line_per_result_and_a_summary() {
     };
     assert!(line_for("/ok").starts_with("OK   200"));
     assert!(line_for("/status/500").starts_with("FAIL 500"));
-    assert!(line_for("/status/500").contains("status: status 500"));
+    assert!(
+        line_for("/status/500").contains("status: got 500 Internal Server Error, expected 200-399")
+    );
     assert!(line_for("tcp://127.0.0.1").contains("connect: connection refused"));
     assert!(line_for("gopher://").contains(&format!("invalid: {}:4:", path(&list))));
     let summary = lines[5];
