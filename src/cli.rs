@@ -170,13 +170,18 @@ pub fn parse_count(text: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses `250ms`, `1.5s`, `2m`, `1h`, or a bare number of seconds; zero is refused.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
+/// Splits `1.5MiB` into its number and its unit (from the first letter on).
+fn split_unit(text: &str) -> (&str, &str) {
     let split = text
         .find(|c: char| c.is_ascii_alphabetic())
         .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
+    text.split_at(split)
+}
+
+/// Parses `250ms`, `1.5s`, `2m`, `1h`, or a bare number of seconds; zero is refused.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = split_unit(text);
     let seconds_per_unit = match unit {
         "ms" => 0.001,
         "" | "s" => 1.0,
@@ -196,10 +201,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a byte count: a bare number, or one with `B`, `KB`, `MB`, `GB`, `KiB`, `MiB`, `GiB`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
+    let (number, unit) = split_unit(text);
     let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,

@@ -68,15 +68,9 @@ pub async fn run(
         };
         let target = match entry.target {
             Ok(target) => target,
-            Err(ref reason) => {
-                let failure = Failure::new(ErrorKind::Invalid, reason.clone());
-                if !send(
-                    &results,
-                    entry.origin,
-                    entry.text,
-                    Verdict::unattempted(failure),
-                )
-                .await
+            Err(invalid) => {
+                if !send_unprobed(&results, entry.origin, entry.text, invalid_failure(invalid))
+                    .await
                 {
                     return None;
                 }
@@ -87,7 +81,7 @@ pub async fn run(
         let permit = tokio::select! {
             biased;
             reason = stop.stopped() => {
-                if !send(&results, entry.origin, entry.text, Verdict::unattempted(reason.failure())).await {
+                if !send_unprobed(&results, entry.origin, entry.text, reason.failure()).await {
                     return None;
                 }
                 break;
@@ -136,21 +130,29 @@ async fn settle_unread(
             Ok(entry) => entry,
             Err(err) => return Some(err),
         };
-        let failure = match &entry.target {
+        let failure = match entry.target {
             Ok(_) => reason.failure(),
-            Err(invalid) => Failure::new(ErrorKind::Invalid, invalid.clone()),
+            Err(invalid) => invalid_failure(invalid),
         };
-        if !send(
-            &results,
-            entry.origin,
-            entry.text,
-            Verdict::unattempted(failure),
-        )
-        .await
-        {
+        if !send_unprobed(&results, entry.origin, entry.text, failure).await {
             return None;
         }
     }
+}
+
+/// The failure of a line that is not a target.
+fn invalid_failure(reason: String) -> Failure {
+    Failure::new(ErrorKind::Invalid, reason)
+}
+
+/// Sends the result of an entry that was never probed.
+async fn send_unprobed(
+    results: &mpsc::Sender<CheckResult>,
+    origin: Origin,
+    text: String,
+    failure: Failure,
+) -> bool {
+    send(results, origin, text, Verdict::unattempted(failure)).await
 }
 
 /// Sends a result; false when nobody is listening any more (the report has ended).
