@@ -13,6 +13,8 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, Method, Response, StatusCode, Url};
 use tokio::net::TcpStream;
 
+use crate::cert::CertExpiry;
+use crate::checks::Overrides;
 use crate::cli::StatusSet;
 use crate::input::Target;
 use crate::outcome::{ErrorKind, Failure};
@@ -47,6 +49,8 @@ pub struct ProbeSettings {
     pub insecure: bool,
     /// Idle connections kept per host, matched to the per-host limit.
     pub idle_per_host: usize,
+    /// Unhealthy when the TLS certificate expires within this many days.
+    pub cert_min_days: Option<u32>,
 }
 
 /// What one attempt found.
@@ -60,6 +64,8 @@ pub struct Attempt {
     pub failure: Option<Failure>,
     /// How long the server asked us to wait (`Retry-After` on a 429 or 503).
     pub retry_after: Option<Duration>,
+    /// The expiry of the TLS certificate that served the response.
+    pub cert: Option<CertExpiry>,
 }
 
 impl Attempt {
@@ -69,6 +75,7 @@ impl Attempt {
             status: None,
             failure: Some(failure),
             retry_after: None,
+            cert: None,
         }
     }
 }
@@ -104,43 +111,66 @@ impl Prober {
             .tls_danger_accept_invalid_certs(settings.insecure)
             .pool_max_idle_per_host(settings.idle_per_host)
             .tcp_nodelay(true)
+            .tls_info(true)
             .dns_resolver(Arc::new(SystemResolver))
             .user_agent(concat!("upcheck/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Prober { client, settings })
     }
 
-    /// Makes one attempt at `target`, bounded by the per-attempt timeout.
-    pub async fn attempt(&self, target: &Target) -> Attempt {
+    /// Makes one attempt at `target`, bounded by the per-attempt timeout; `overrides`, from
+    /// a checks file, replace the command line's settings for this target.
+    pub async fn attempt(&self, target: &Target, overrides: Option<&Overrides>) -> Attempt {
         let started = Instant::now();
+        let timeout = overrides
+            .and_then(|o| o.timeout)
+            .unwrap_or(self.settings.timeout);
         let exchange = async {
             match target {
-                Target::Http(url) => self.http_exchange(url, started).await,
+                Target::Http(url) => self.http_exchange(url, overrides, started).await,
                 Target::Tcp { host, port } => tcp_connect(host, *port, started).await,
             }
         };
-        match tokio::time::timeout(self.settings.timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(attempt) => attempt,
             Err(_) => Attempt::failed(
                 started.elapsed(),
                 Failure::new(
                     ErrorKind::Timeout,
-                    format!("no answer within {}", human_duration(self.settings.timeout)),
+                    format!("no answer within {}", human_duration(timeout)),
                 ),
             ),
         }
     }
 
-    async fn http_exchange(&self, url: &Url, started: Instant) -> Attempt {
+    async fn http_exchange(
+        &self,
+        url: &Url,
+        overrides: Option<&Overrides>,
+        started: Instant,
+    ) -> Attempt {
+        let settings = &self.settings;
+        let method = overrides.and_then(|o| o.method.as_ref());
+        let expect_status = overrides
+            .and_then(|o| o.expect_status.as_ref())
+            .unwrap_or(&settings.expect_status);
+        let body_contains = overrides
+            .and_then(|o| o.body_contains.as_ref())
+            .or(settings.body_contains.as_ref());
         let request = self
             .client
-            .request(self.settings.method.clone(), url.clone())
-            .headers(self.settings.headers.clone());
+            .request(method.unwrap_or(&settings.method).clone(), url.clone())
+            .headers(merged_headers(&settings.headers, overrides));
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => return Attempt::failed(started.elapsed(), classify_http_error(&err)),
         };
         let status = response.status();
+        let cert = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(reqwest::tls::TlsInfo::peer_certificate)
+            .and_then(|der| CertExpiry::of_der(der).ok());
         if self.settings.follow_redirects {
             if let Some(refused) = unfollowed_redirect(&response) {
                 return Attempt {
@@ -148,6 +178,7 @@ impl Prober {
                     status: Some(status.as_u16()),
                     failure: Some(Failure::new(ErrorKind::Redirect, refused.to_string())),
                     retry_after: None,
+                    cert,
                 };
             }
         }
@@ -157,13 +188,14 @@ impl Prober {
             }
             _ => None,
         };
-        let failure = if !self.settings.expect_status.contains(status.as_u16()) {
-            Some(status_failure(status, &self.settings.expect_status))
-        } else if let Some(needle) = &self.settings.body_contains {
+        let failure = if !expect_status.contains(status.as_u16()) {
+            Some(status_failure(status, expect_status))
+        } else if let Some(needle) = body_contains {
             self.check_body(&mut response, needle).await
         } else {
             None
         };
+        let failure = failure.or_else(|| cert_failure(cert?, settings.cert_min_days?));
         let latency = started.elapsed();
         drain_ready(&mut response);
         Attempt {
@@ -171,6 +203,7 @@ impl Prober {
             status: Some(status.as_u16()),
             failure,
             retry_after,
+            cert,
         }
     }
 
@@ -205,6 +238,40 @@ impl Prober {
             ),
         ))
     }
+}
+
+/// The command line's headers with those an entry sets replaced by its own.
+fn merged_headers(defaults: &HeaderMap, overrides: Option<&Overrides>) -> HeaderMap {
+    let Some(own) = overrides.map(|o| &o.headers).filter(|h| !h.is_empty()) else {
+        return defaults.clone();
+    };
+    let mut headers = defaults.clone();
+    for name in own.keys() {
+        headers.remove(name);
+    }
+    for (name, value) in own {
+        headers.append(name, value.clone());
+    }
+    headers
+}
+
+/// The failure of a certificate that expires within `min_days` days (or has expired).
+fn cert_failure(cert: CertExpiry, min_days: u32) -> Option<Failure> {
+    if cert.days_left >= i64::from(min_days) {
+        return None;
+    }
+    let when = crate::cert::rfc3339(cert.not_after);
+    let message = match cert.days_left {
+        days if days < 0 => format!("certificate expired at {when}"),
+        0 => format!(
+            "certificate expires at {when}, in less than a day (--cert-min-days {min_days})"
+        ),
+        1 => format!("certificate expires at {when}, in 1 day (--cert-min-days {min_days})"),
+        days => {
+            format!("certificate expires at {when}, in {days} days (--cert-min-days {min_days})")
+        }
+    };
+    Some(Failure::new(ErrorKind::CertExpiry, message))
 }
 
 /// A redirect the client handed back instead of following: its `Location` names a URL it
@@ -282,6 +349,7 @@ async fn tcp_connect(host: &str, port: u16, started: Instant) -> Attempt {
             status: None,
             failure: None,
             retry_after: None,
+            cert: None,
         },
         Err(err) => Attempt::failed(
             started.elapsed(),
@@ -437,6 +505,39 @@ mod tests {
         assert!(contains(b"hello world", b"o w"));
         assert!(!contains(b"hello", b"world"));
         assert!(contains(b"x", b""));
+    }
+
+    #[test]
+    fn entry_headers_replace_those_of_the_same_name() {
+        let mut defaults = HeaderMap::new();
+        defaults.insert("x-a", HeaderValue::from_static("cli"));
+        defaults.insert("x-b", HeaderValue::from_static("cli"));
+        let mut overrides = Overrides::default();
+        overrides
+            .headers
+            .append("x-b", HeaderValue::from_static("entry"));
+        let merged = merged_headers(&defaults, Some(&overrides));
+        assert_eq!(merged["x-a"], "cli");
+        assert_eq!(merged.get_all("x-b").iter().count(), 1);
+        assert_eq!(merged["x-b"], "entry");
+        assert_eq!(merged_headers(&defaults, None), defaults);
+    }
+
+    #[test]
+    fn certificates_fail_within_the_minimum_days() {
+        let at = |days_left| CertExpiry {
+            not_after: 0,
+            days_left,
+        };
+        assert_eq!(cert_failure(at(7), 7), None);
+        let soon = cert_failure(at(2), 7).unwrap();
+        assert_eq!(soon.kind, ErrorKind::CertExpiry);
+        assert!(soon.message.contains("in 2 days (--cert-min-days 7)"));
+        assert!(cert_failure(at(-1), 0)
+            .unwrap()
+            .message
+            .contains("expired at 1970-01-01T00:00:00Z"));
+        assert_eq!(cert_failure(at(0), 0), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::checks::Overrides;
 use crate::input::Target;
 use crate::outcome::{ErrorKind, Failure, Verdict};
 use crate::probe::{Attempt, Prober};
@@ -37,6 +38,8 @@ impl Tally {
             latency: self.last.as_ref().map(|a| a.latency),
             attempts: self.attempts,
             failure: Some(failure),
+            cert: self.last.as_ref().and_then(|a| a.cert),
+            slow: false,
         }
     }
 }
@@ -50,16 +53,18 @@ pub struct RetryPolicy {
     pub deadline: Option<Instant>,
 }
 
-/// Checks `target` until it is healthy, fails for good, or runs out of retries.
+/// Checks `target` (with its checks-file `overrides`, if any) until it is healthy, fails for
+/// good, or runs out of retries.
 pub async fn check(
     prober: &Prober,
     target: &Target,
+    overrides: Option<&Overrides>,
     policy: RetryPolicy,
     tally: &mut Tally,
 ) -> Verdict {
     loop {
         tally.attempts += 1;
-        let attempt = prober.attempt(target).await;
+        let attempt = prober.attempt(target, overrides).await;
         let retry_after = attempt.retry_after;
         let transient = attempt
             .failure
@@ -100,6 +105,8 @@ fn final_verdict(tally: &Tally) -> Verdict {
         latency: Some(last.latency),
         attempts: tally.attempts,
         failure: last.failure.clone(),
+        cert: last.cert,
+        slow: false,
     }
 }
 
