@@ -250,6 +250,28 @@ fn summary_line(summary: &Summary, color: bool) -> String {
     line
 }
 
+/// A healthy-or-not HTTP result (status 200, 1.5 s) at position `seq`, for the formats' tests.
+#[cfg(test)]
+pub(crate) fn sample_result(
+    seq: u64,
+    target: &str,
+    failure: Option<crate::outcome::Failure>,
+) -> CheckResult {
+    let origin = crate::outcome::Origin {
+        seq,
+        source: "list.txt".into(),
+        line: Some(seq + 1),
+    };
+    let verdict = crate::outcome::Verdict {
+        status: Some(200),
+        latency: Some(Duration::from_millis(1500)),
+        attempts: 1,
+        failure,
+        ..crate::outcome::Verdict::default()
+    };
+    CheckResult::new(origin, target.to_owned(), verdict)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

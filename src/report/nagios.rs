@@ -226,25 +226,15 @@ fn plain(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{Failure, Origin, Verdict};
+    use crate::outcome::Failure;
     use crate::stop::Signal;
     use std::time::Duration;
 
     fn result(seq: u64, target: &str, failure: Option<Failure>, slow: bool) -> CheckResult {
-        let origin = Origin {
-            seq,
-            source: "l".into(),
-            line: Some(seq + 1),
-        };
-        let verdict = Verdict {
-            status: Some(200),
-            latency: Some(Duration::from_millis(1500)),
-            attempts: 1,
-            failure,
+        CheckResult {
             slow,
-            ..Verdict::default()
-        };
-        CheckResult::new(origin, target.to_owned(), verdict)
+            ..crate::report::sample_result(seq, target, failure)
+        }
     }
 
     fn summary(results: &[CheckResult], healthy: u64) -> Summary {

@@ -136,24 +136,9 @@ pub fn escape_label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{ErrorKind, Failure, Origin, Verdict};
+    use crate::outcome::{ErrorKind, Failure};
+    use crate::report::sample_result as result;
     use std::time::Duration;
-
-    fn result(seq: u64, target: &str, failure: Option<Failure>) -> CheckResult {
-        let origin = Origin {
-            seq,
-            source: "l".into(),
-            line: Some(seq + 1),
-        };
-        let verdict = Verdict {
-            status: Some(200),
-            latency: Some(Duration::from_millis(250)),
-            attempts: 1,
-            failure,
-            ..Verdict::default()
-        };
-        CheckResult::new(origin, target.to_owned(), verdict)
-    }
 
     #[test]
     fn label_values_are_escaped() {
@@ -176,7 +161,7 @@ mod tests {
         let summary = crate::summary::Tallies::default().summary(Duration::from_secs(1));
         let text = render(&results, &summary);
         assert!(text.contains("probe_success{target=\"http://a/\"} 0\n"));
-        assert!(text.contains("probe_duration_seconds{target=\"tcp://b:1\"} 0.25\n"));
+        assert!(text.contains("probe_duration_seconds{target=\"tcp://b:1\"} 1.5\n"));
         assert!(!text.contains("probe_http_status_code{target=\"tcp://b:1\"}"));
         assert!(!text.contains("probe_ssl_earliest_cert_expiry"));
         assert!(!text.contains("name="));
