@@ -192,15 +192,21 @@ fn result_line(result: &CheckResult, color: bool) -> String {
     if let Some(name) = &result.name {
         line.push_str(&format!(" ({name})"));
     }
-    if let (Some(kind), Some(error)) = (result.error_kind, &result.error) {
-        line.push_str(&format!("  {kind}: "));
-        if let Some(number) = result.line.filter(|_| kind == ErrorKind::Invalid) {
-            line.push_str(&format!("{}:{number}: ", result.source));
-        }
-        line.push_str(error);
+    if let Some(why) = why_unhealthy(result) {
+        line.push_str("  ");
+        line.push_str(&why);
     }
     line.push('\n');
     line
+}
+
+/// `kind: error`, with the file and line first for an invalid entry; `None` when healthy.
+fn why_unhealthy(result: &CheckResult) -> Option<String> {
+    let (kind, error) = (result.error_kind?, result.error.as_ref()?);
+    Some(match result.line.filter(|_| kind == ErrorKind::Invalid) {
+        Some(number) => format!("{kind}: {}:{number}: {error}", result.source),
+        None => format!("{kind}: {error}"),
+    })
 }
 
 /// A latency in the text report: milliseconds with one decimal, seconds past one.

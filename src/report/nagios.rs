@@ -157,8 +157,8 @@ pub fn render(noted: &[CheckResult], summary: &Summary, end: &RunEnd) -> String 
         summary.elapsed_ms / 1000.0,
     );
     for result in noted {
-        let (state, why) = match (result.error_kind, &result.error) {
-            (Some(kind), Some(error)) => {
+        let (state, why) = match (result.error_kind, super::why_unhealthy(result)) {
+            (Some(kind), Some(why)) => {
                 let state = if kind == ErrorKind::CertExpiry {
                     State::Warning
                 } else if kind.is_skip() {
@@ -166,7 +166,7 @@ pub fn render(noted: &[CheckResult], summary: &Summary, end: &RunEnd) -> String 
                 } else {
                     State::Critical
                 };
-                (state, format!("{kind}: {error}"))
+                (state, why)
             }
             _ => {
                 let latency = result
@@ -334,6 +334,18 @@ mod tests {
         assert!(first.contains("http://h9/a/b and 2 more |"), "{first}");
         assert_eq!(first.matches('|').count(), 1);
         assert!(text.lines().skip(1).all(|line| !line.contains('|')));
+    }
+
+    #[test]
+    fn invalid_entries_name_their_file_and_line() {
+        let failure = Failure::new(ErrorKind::Invalid, "unknown scheme 'ftp'");
+        let noted = [result(2, "ftp://x/", Some(failure), false)];
+        let summary = summary(&noted, 0);
+        let text = render(&noted, &summary, &end_of(&summary, 0));
+        assert_eq!(
+            text.lines().nth(1),
+            Some("[CRITICAL] ftp://x/ - invalid: list.txt:3: unknown scheme 'ftp'")
+        );
     }
 
     #[test]
