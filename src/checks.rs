@@ -133,12 +133,8 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
 
     let mut check = Check::default();
     let mut url: Option<(u64, String)> = None;
+    // Fields are in file order, so the first error is the one nearest the top.
     let mut first_error: Option<(u64, String)> = None;
-    let mut fail = |line: u64, key: &str, message: String| {
-        if first_error.is_none() {
-            first_error = Some((line, format!("{key}: {message}")));
-        }
-    };
     for (key, value) in fields {
         let line = lines.at(key.span().start);
         let key = key.get_ref().as_ref();
@@ -164,31 +160,29 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
             ),
         };
         if let Err(message) = parsed {
-            fail(line, key, message);
+            first_error.get_or_insert_with(|| (line, format!("{key}: {message}")));
         }
     }
 
-    let (line, text) = url.unwrap_or_else(|| (header_line, NO_URL.to_owned()));
-    let target = match &first_error {
-        Some(_) => Err(String::new()),
-        None if text == NO_URL => Err("the entry has no url".to_owned()),
-        None => input::parse_target(&text).map_err(|reason| format!("url: {reason}")),
-    };
-    let (line, target) = match (first_error, target) {
+    let (line, target) = match (first_error, &url) {
         (Some((line, message)), _) => (line, Err(message)),
-        (None, Ok(Target::Tcp { .. })) if check.overrides.any_http() => (
-            line,
-            Err(
-                "method, headers, expect_status and body_contains apply only to \
-                 http:// and https:// targets"
-                    .to_owned(),
+        (None, None) => (header_line, Err("the entry has no url".to_owned())),
+        (None, Some((line, text))) => match input::parse_target(text) {
+            Err(reason) => (*line, Err(format!("url: {reason}"))),
+            Ok(Target::Tcp { .. }) if check.overrides.any_http() => (
+                *line,
+                Err(
+                    "method, headers, expect_status and body_contains apply only to \
+                     http:// and https:// targets"
+                        .to_owned(),
+                ),
             ),
-        ),
-        (None, target) => (line, target),
+            Ok(target) => (*line, Ok(target)),
+        },
     };
     CheckEntry {
         line,
-        text,
+        text: url.map_or_else(|| NO_URL.to_owned(), |(_, text)| text),
         target,
         check: Box::new(check),
     }

@@ -154,12 +154,12 @@ pub fn asks_for_nagios(args: &[std::ffi::OsString]) -> bool {
         .collect();
     let mut args = args.iter().skip(1).map(|arg| arg.to_string_lossy());
     while let Some(arg) = args.next() {
-        let (option, value) = if arg == "--" {
+        let (is_format, value) = if arg == "--" {
             return false;
         } else if let Some(long) = arg.strip_prefix("--") {
             match long.split_once('=') {
-                Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-                None if long_with_value.contains(&long) => (long.to_owned(), None),
+                Some((name, value)) => (name == "format", Some(value.to_owned())),
+                None if long_with_value.contains(&long) => (long == "format", None),
                 None => continue,
             }
         } else if let Some(shorts) = arg.strip_prefix('-') {
@@ -172,11 +172,7 @@ pub fn asks_for_nagios(args: &[std::ffi::OsString]) -> bool {
             };
             let rest = &shorts[at + short.len_utf8()..];
             let rest = rest.strip_prefix('=').unwrap_or(rest);
-            let option = if short == 'f' { "format" } else { "other" };
-            (
-                option.to_owned(),
-                (!rest.is_empty()).then(|| rest.to_owned()),
-            )
+            (short == 'f', (!rest.is_empty()).then(|| rest.to_owned()))
         } else {
             continue;
         };
@@ -187,7 +183,7 @@ pub fn asks_for_nagios(args: &[std::ffi::OsString]) -> bool {
                 None => return false,
             },
         };
-        if option == "format" && value == "nagios" {
+        if is_format && value == "nagios" {
             return true;
         }
     }

@@ -65,21 +65,14 @@ pub fn main_with_args(args: Vec<OsString>) -> u8 {
             if nagios && !shown_and_fine {
                 let message = err.render().to_string();
                 let first = message.lines().next().unwrap_or_default();
-                print!(
-                    "{}",
-                    nagios::unknown_line(first.trim_start_matches("error: "))
-                );
-                return nagios::State::Unknown.code();
+                return nagios::unknown(first.trim_start_matches("error: "));
             }
             return u8::try_from(err.exit_code()).unwrap_or(exit::USAGE);
         }
     };
     match run(cli) {
         Ok(status) => status,
-        Err(err) if nagios && !exit::is_broken_pipe(&err) => {
-            print!("{}", nagios::unknown_line(&format!("{err:#}")));
-            nagios::State::Unknown.code()
-        }
+        Err(err) if nagios && !exit::is_broken_pipe(&err) => nagios::unknown(&format!("{err:#}")),
         Err(err) => exit::explain(&err),
     }
 }

@@ -11,6 +11,10 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 
+/// Names tried for the temporary file before giving up: another run writing the same
+/// report may hold one, but a hundred taken means something else is wrong.
+const TEMPORARY_NAME_ATTEMPTS: u32 = 100;
+
 /// Temporary files not yet renamed, removed if the process is made to exit at once.
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -109,7 +113,10 @@ impl AtomicFile {
                 .open(&temporary)
             {
                 Ok(file) => break (file, temporary),
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
+                Err(err)
+                    if err.kind() == io::ErrorKind::AlreadyExists
+                        && attempt < TEMPORARY_NAME_ATTEMPTS =>
+                {
                     attempt += 1;
                 }
                 Err(err) => {

@@ -2,7 +2,8 @@
 //! Nagios, Icinga and Zabbix run, then one line per target that needs attention; and the
 //! plugin exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) instead of the contract's.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
 
 use crate::exit::RunEnd;
 use crate::outcome::{CheckResult, ErrorKind};
@@ -45,7 +46,7 @@ impl State {
 
 /// Targets down: failed for any reason but a certificate within `--cert-min-days`.
 fn down(end: &RunEnd) -> u64 {
-    end.failed - end.cert_expiring
+    end.failed.saturating_sub(end.cert_expiring)
 }
 
 /// The state of a run that ended as `end`; where several apply, the same order as the
@@ -71,9 +72,12 @@ pub fn status(end: &RunEnd) -> u8 {
     state(end).code()
 }
 
-/// The status line for a check that could not be made at all (a usage error).
-pub fn unknown_line(message: &str) -> String {
-    format!("UPCHECK UNKNOWN - {}\n", plain(message))
+/// Prints the status line of a check that could not be made at all (a usage error) and
+/// returns the UNKNOWN exit code.
+pub fn unknown(message: &str) -> u8 {
+    // Nothing better can be done if stdout is gone: the exit code still says UNKNOWN.
+    let _ = writeln!(io::stdout(), "UPCHECK UNKNOWN - {}", plain(message));
+    State::Unknown.code()
 }
 
 /// The report: the status line with performance data, then a line per target that needs
