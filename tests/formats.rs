@@ -14,8 +14,8 @@ use crate::support::{
 #[test]
 fn slow_responses_are_marked_and_fail_only_with_fail_slow() {
     let server = Server::start();
-    let (fast, slow) = (server.url("/ok"), server.url("/slow/400"));
-    let run = upcheck(&["-f", "json", "--slow", "150ms", "-u", &fast, "-u", &slow]);
+    let (fast, slow) = (server.url("/ok"), server.url("/slow/1000"));
+    let run = upcheck(&["-f", "json", "--slow", "500ms", "-u", &fast, "-u", &slow]);
     assert_eq!(run.code, Some(0), "slow is still healthy");
     let document = run.json();
     assert_matches_schema(&document, "document");
@@ -25,7 +25,7 @@ fn slow_responses_are_marked_and_fail_only_with_fail_slow() {
     assert_eq!(result_for(results, &fast)["slow"], false);
     assert_eq!(document["summary"]["slow"], 1);
 
-    let run = upcheck(&["--slow", "150ms", "--fail-slow", "-u", &fast, "-u", &slow]);
+    let run = upcheck(&["--slow", "500ms", "--fail-slow", "-u", &fast, "-u", &slow]);
     assert_eq!(run.code, Some(1));
     let line = run.stdout.lines().find(|l| l.contains("/slow/")).unwrap();
     assert!(line.starts_with("SLOW 200"), "{line}");
@@ -35,7 +35,7 @@ fn slow_responses_are_marked_and_fail_only_with_fail_slow() {
         run.stdout
     );
 
-    let quiet = upcheck(&["-q", "--slow", "150ms", "-u", &fast, "-u", &slow]);
+    let quiet = upcheck(&["-q", "--slow", "500ms", "-u", &fast, "-u", &slow]);
     assert_eq!(
         quiet.stdout.lines().count(),
         2,
@@ -250,9 +250,9 @@ fn nagios_warns_on_slow_and_expiring_certificates() {
     let server = Server::start();
     let (code, out) = nagios(&[
         "--slow",
-        "100ms",
+        "500ms",
         "-u",
-        &server.url("/slow/300"),
+        &server.url("/slow/1000"),
         "-u",
         &server.url("/ok"),
     ]);
