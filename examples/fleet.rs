@@ -16,7 +16,6 @@ mod server;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use server::Server;
 
 /// Where the plain HTTP half of the fleet listens.
@@ -62,11 +61,7 @@ fn main() -> ExitCode {
     match args.split_first() {
         Some((flag, upcheck_args)) if flag == "--check" => {
             let argv = std::iter::once("upcheck".to_owned()).chain(upcheck_args.iter().cloned());
-            let status = match upcheck::run(upcheck::Cli::parse_from(argv)) {
-                Ok(status) => status,
-                Err(err) => upcheck::exit::explain(&err),
-            };
-            ExitCode::from(status)
+            ExitCode::from(upcheck::main_with_args(argv.map(Into::into).collect()))
         }
         _ => {
             println!("fleet: serving {} and {}", http.url("/"), https.url("/"));

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
@@ -17,8 +17,9 @@ use reqwest::Method;
     about = "Check many HTTP(S) and TCP endpoints at once and say which are healthy.",
     after_help = "Targets: http://..., https://... or tcp://HOST:PORT, one per line; '#' starts a comment.\n\
                   Durations: 250ms, 1.5s, 2m, or seconds. Sizes: bytes, or with KB, MB, KiB, MiB.\n\
-                  Exit codes: 0 all healthy, 1 some unhealthy or invalid, 2 usage error or unreadable input,\n\
-                  3 deadline passed, 130/143 interrupted by SIGINT/SIGTERM."
+                  Exit codes: 0 all healthy, 1 some unhealthy or invalid (or slow, with --fail-slow),\n\
+                  2 usage error or unreadable input, 3 deadline passed, 130/143 interrupted by SIGINT/SIGTERM.\n\
+                  With --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
 )]
 pub struct Cli {
     /// Endpoint lists, one target per line; '-' reads standard input
@@ -28,6 +29,10 @@ pub struct Cli {
     /// Add one endpoint (repeatable)
     #[arg(short = 'u', long = "url", value_name = "URL")]
     pub urls: Vec<String>,
+
+    /// Checks file: [[check]] tables in TOML, each with its own settings (repeatable)
+    #[arg(long = "checks", value_name = "FILE")]
+    pub checks: Vec<PathBuf>,
 
     /// Probes in flight at once, over all hosts
     #[arg(short = 'c', long, value_name = "N", default_value = "50", value_parser = parse_count)]
@@ -77,9 +82,25 @@ pub struct Cli {
     #[arg(short = 'k', long)]
     pub insecure: bool,
 
-    /// Output format: text, json or jsonl
+    /// Unhealthy (cert_expiry) when the TLS certificate expires within N days
+    #[arg(long, value_name = "N")]
+    pub cert_min_days: Option<u32>,
+
+    /// Mark healthy responses slower than DUR as slow
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub slow: Option<Duration>,
+
+    /// Exit 1 when any response is slow (needs --slow)
+    #[arg(long, requires = "slow")]
+    pub fail_slow: bool,
+
+    /// Output format: text, json, jsonl, prometheus or nagios
     #[arg(short = 'f', long, value_name = "F", value_enum, default_value_t = Format::Text, hide_possible_values = true)]
     pub format: Format,
+
+    /// Write the report to FILE, replacing it atomically when complete, instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 
     /// Text format: print only unhealthy endpoints and the summary
     #[arg(short = 'q', long)]
@@ -99,6 +120,10 @@ pub enum Format {
     Json,
     /// One JSON object per result as it completes
     Jsonl,
+    /// Prometheus text exposition format, with blackbox_exporter's metric names
+    Prometheus,
+    /// A Nagios/Icinga plugin status line with performance data, and plugin exit codes
+    Nagios,
 }
 
 /// When the progress bar is drawn.
@@ -110,6 +135,60 @@ pub enum ProgressWhen {
     Always,
     /// Never
     Never,
+}
+
+/// Whether `args` (the program name first) ask for `--format nagios`, as far as can be told
+/// without parsing them: used when parsing fails, to answer in the plugin format.
+pub fn asks_for_nagios(args: &[std::ffi::OsString]) -> bool {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let takes_value = |arg: &&clap::Arg| arg.get_action().takes_values();
+    let short_with_value: Vec<char> = command
+        .get_arguments()
+        .filter(takes_value)
+        .filter_map(clap::Arg::get_short)
+        .collect();
+    let long_with_value: Vec<&str> = command
+        .get_arguments()
+        .filter(takes_value)
+        .filter_map(clap::Arg::get_long)
+        .collect();
+    let mut args = args.iter().skip(1).map(|arg| arg.to_string_lossy());
+    while let Some(arg) = args.next() {
+        let (is_format, value) = if arg == "--" {
+            return false;
+        } else if let Some(long) = arg.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((name, value)) => (name == "format", Some(value.to_owned())),
+                None if long_with_value.contains(&long) => (long == "format", None),
+                None => continue,
+            }
+        } else if let Some(shorts) = arg.strip_prefix('-') {
+            // A cluster of short flags ends at the first one that takes a value.
+            let Some((at, short)) = shorts
+                .char_indices()
+                .find(|(_, c)| short_with_value.contains(c))
+            else {
+                continue;
+            };
+            let rest = &shorts[at + short.len_utf8()..];
+            let rest = rest.strip_prefix('=').unwrap_or(rest);
+            (short == 'f', (!rest.is_empty()).then(|| rest.to_owned()))
+        } else {
+            continue;
+        };
+        let value = match value {
+            Some(value) => value,
+            None => match args.next() {
+                Some(value) => value.into_owned(),
+                None => return false,
+            },
+        };
+        if is_format && value == "nagios" {
+            return true;
+        }
+    }
+    false
 }
 
 /// A set of HTTP status codes, written as comma-separated codes and ranges.
@@ -238,7 +317,7 @@ pub fn parse_headers(headers: &[String]) -> anyhow::Result<HeaderMap> {
     let mut map = HeaderMap::new();
     for (index, header) in headers.iter().enumerate() {
         let Some(file) = header.strip_prefix('@') else {
-            let (name, value) = parse_header(header)
+            let (name, value) = parse_header_line(header)
                 .with_context(|| format!("invalid value for '--header' (#{})", index + 1))?;
             map.append(name, value);
             continue;
@@ -250,7 +329,7 @@ pub fn parse_headers(headers: &[String]) -> anyhow::Result<HeaderMap> {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (name, value) = parse_header(line)
+            let (name, value) = parse_header_line(line)
                 .with_context(|| format!("invalid header in '{file}' line {}", number + 1))?;
             map.append(name, value);
         }
@@ -258,19 +337,49 @@ pub fn parse_headers(headers: &[String]) -> anyhow::Result<HeaderMap> {
     Ok(map)
 }
 
-/// Parses one `Name: value`; a rejection may name the header but never shows its value.
-fn parse_header(text: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+/// Parses one `Name: value` line.
+fn parse_header_line(text: &str) -> Result<(HeaderName, HeaderValue), HeaderError> {
     let Some((name, value)) = text.split_once(':') else {
-        bail!("expected 'Name: value', found no colon");
+        return Err(HeaderError::NoColon);
     };
-    let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) else {
-        bail!("the header name has characters a header name cannot carry");
-    };
-    let Ok(value) = HeaderValue::from_str(value.trim()) else {
-        bail!("'{name}: <redacted>' has characters a header value cannot carry");
-    };
+    parse_header(name, value)
+}
+
+/// Checks one header, for `-H` and for checks files alike.
+pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), HeaderError> {
+    let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| HeaderError::BadName)?;
+    let value =
+        HeaderValue::from_str(value.trim()).map_err(|_| HeaderError::BadValue(name.clone()))?;
     Ok((name, value))
 }
+
+/// Why a header was refused; it never holds the value, which is often a secret.
+#[derive(Debug)]
+pub enum HeaderError {
+    /// There is no colon between name and value.
+    NoColon,
+    /// The name is not a valid header name.
+    BadName,
+    /// The value of the header with this name has characters a header cannot carry.
+    BadValue(HeaderName),
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::NoColon => f.write_str("expected 'Name: value', found no colon"),
+            HeaderError::BadName => f.write_str("bad header name"),
+            HeaderError::BadValue(name) => {
+                write!(
+                    f,
+                    "'{name}: <redacted>' has characters a header value cannot carry"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for HeaderError {}
 
 #[cfg(test)]
 mod tests {
@@ -344,6 +453,29 @@ mod tests {
     fn methods_are_upper_cased() {
         assert_eq!(parse_method("head"), Ok(Method::HEAD));
         assert!(parse_method("GE T").is_err());
+    }
+
+    #[test]
+    fn nagios_is_spotted_in_every_spelling_clap_accepts() {
+        let asks = |args: &[&str]| {
+            let args: Vec<std::ffi::OsString> = std::iter::once("upcheck")
+                .chain(args.iter().copied())
+                .map(Into::into)
+                .collect();
+            asks_for_nagios(&args)
+        };
+        assert!(asks(&["-f", "nagios", "x"]));
+        assert!(asks(&["--format", "nagios"]));
+        assert!(asks(&["--format=nagios"]));
+        assert!(asks(&["-fnagios"]));
+        assert!(asks(&["-qf", "nagios"]));
+        assert!(asks(&["-kfnagios", "-c", "0"]));
+        assert!(!asks(&["-f", "json"]));
+        assert!(!asks(&["-H", "-f nagios"]));
+        assert!(!asks(&["-Hfnagios"]));
+        assert!(!asks(&["--header", "--format=nagios"]));
+        assert!(!asks(&["--", "-f", "nagios"]));
+        assert!(!asks(&["-f"]));
     }
 
     #[test]

@@ -16,10 +16,16 @@ pub const DEADLINE: u8 = 3;
 pub const BROKEN_PIPE: u8 = 141;
 
 /// How a run ended, as far as its exit status cares.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct RunEnd {
     /// Unhealthy or invalid results.
     pub failed: u64,
+    /// Of the failed results, those failed only for a certificate within `--cert-min-days`.
+    pub cert_expiring: u64,
+    /// Healthy results slower than `--slow`.
+    pub slow: u64,
+    /// Whether slow results fail the run (`--fail-slow`).
+    pub fail_slow: bool,
     /// Whether an input could not be read to its end.
     pub read_failed: bool,
     /// Results cut short by the deadline.
@@ -36,21 +42,25 @@ pub fn status(end: RunEnd) -> u8 {
         DEADLINE
     } else if end.read_failed {
         USAGE
-    } else if end.failed > 0 {
+    } else if end.failed > 0 || (end.fail_slow && end.slow > 0) {
         UNHEALTHY
     } else {
         HEALTHY
     }
 }
 
-/// Prints why the run failed (nothing for a closed pipe) and returns the exit status.
-pub fn explain(err: &anyhow::Error) -> u8 {
-    let broken_pipe = err.chain().any(|cause| {
+/// Whether the run failed because stdout was closed by its reader.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
         cause
             .downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    });
-    if broken_pipe {
+    })
+}
+
+/// Prints why the run failed (nothing for a closed pipe) and returns the exit status.
+pub fn explain(err: &anyhow::Error) -> u8 {
+    if is_broken_pipe(err) {
         return BROKEN_PIPE;
     }
     eprintln!("upcheck: {err:#}");
@@ -64,12 +74,25 @@ mod tests {
     use std::time::Duration;
 
     fn end() -> RunEnd {
-        RunEnd {
-            failed: 0,
-            read_failed: false,
-            deadline_skipped: 0,
-            stop: None,
-        }
+        RunEnd::default()
+    }
+
+    #[test]
+    fn slow_results_fail_only_with_fail_slow() {
+        assert_eq!(status(RunEnd { slow: 2, ..end() }), HEALTHY);
+        let fail_slow = RunEnd {
+            slow: 2,
+            fail_slow: true,
+            ..end()
+        };
+        assert_eq!(status(fail_slow), UNHEALTHY);
+        assert_eq!(
+            status(RunEnd {
+                fail_slow: true,
+                ..end()
+            }),
+            HEALTHY
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 
@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use reqwest::Url;
 use tokio::sync::mpsc;
 
+use crate::checks::{self, Check, CheckEntry};
 use crate::outcome::Origin;
 use crate::progress::Progress;
 
@@ -62,6 +63,8 @@ pub struct Entry {
     pub text: String,
     /// The target, or why the line is not one.
     pub target: Result<Target, String>,
+    /// For an entry of a checks file: its name, tags and settings.
+    pub check: Option<Box<Check>>,
 }
 
 /// What the reader sends: an entry, or the error that stopped reading.
@@ -74,6 +77,10 @@ enum Source {
         name: Arc<str>,
         reader: BufReader<File>,
     },
+    Checks {
+        name: Arc<str>,
+        entries: Vec<CheckEntry>,
+    },
     Urls(Vec<String>),
 }
 
@@ -83,8 +90,11 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// Opens every file named (and checks standard input), so that a bad name fails before probing.
-    pub fn open(files: &[PathBuf], urls: &[String]) -> anyhow::Result<Self> {
+    /// Opens every file named (and checks standard input), so that a bad name fails before
+    /// probing; checks files are read and parsed whole here, so a broken one does too.
+    ///
+    /// Entries come in this order: the lists, then the checks files, then `--url`.
+    pub fn open(files: &[PathBuf], checks: &[PathBuf], urls: &[String]) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
         for path in files {
             if path.as_os_str() == "-" {
@@ -114,7 +124,10 @@ impl Inputs {
             }
             sources.push(Source::File { name, reader });
         }
-        if files.is_empty() && urls.is_empty() {
+        for path in checks {
+            sources.push(open_checks(path)?);
+        }
+        if files.is_empty() && checks.is_empty() && urls.is_empty() {
             if io::stdin().is_terminal() {
                 bail!(
                     "no endpoints given: name a list file, pipe one in, or use --url \
@@ -146,6 +159,15 @@ impl Inputs {
                     Source::File { name, reader } => {
                         read_list(name, reader, &mut numbering, &sender)
                     }
+                    Source::Checks { name, entries } => entries.into_iter().all(|entry| {
+                        let entry = Entry {
+                            origin: numbering.next(name.clone(), Some(entry.line)),
+                            text: entry.text,
+                            target: entry.target,
+                            check: Some(entry.check),
+                        };
+                        sender.blocking_send(Ok(entry)).is_ok()
+                    }),
                     Source::Urls(urls) => urls.into_iter().all(|url| {
                         let origin = numbering.next(URL_SOURCE.into(), None);
                         sender.blocking_send(Ok(parse_entry(origin, url))).is_ok()
@@ -158,6 +180,22 @@ impl Inputs {
         });
         receiver
     }
+}
+
+/// Reads and parses a checks file.
+fn open_checks(path: &Path) -> anyhow::Result<Source> {
+    if path.as_os_str() == "-" {
+        bail!("--checks needs a file: standard input is read only as a plain list");
+    }
+    let name: Arc<str> = path.to_string_lossy().into();
+    if path.is_dir() {
+        bail!("cannot read '{name}': it is a directory");
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open '{name}'"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("cannot read '{name}': it is not UTF-8 text"))?;
+    let entries = checks::parse(&name, &text)?;
+    Ok(Source::Checks { name, entries })
 }
 
 /// Hands out positions in the whole input, and counts them on the progress bar.
@@ -215,12 +253,14 @@ fn read_list(
                     origin: numbering.next(name.clone(), Some(line_number)),
                     text: format!("{}...", shown.trim_start()),
                     target: Err(format!("line is longer than {} KiB", MAX_LINE_BYTES / 1024)),
+                    check: None,
                 })
             }
             (Line::Complete, Err(_)) => Some(Entry {
                 origin: numbering.next(name.clone(), Some(line_number)),
                 text: String::from_utf8_lossy(bytes).trim().to_owned(),
                 target: Err("line is not valid UTF-8".to_owned()),
+                check: None,
             }),
             (Line::Complete, Ok(text)) => strip_comment(text).map(|target| {
                 parse_entry(
@@ -307,6 +347,7 @@ pub fn parse_entry(origin: Origin, text: String) -> Entry {
         origin,
         text,
         target,
+        check: None,
     }
 }
 

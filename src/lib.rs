@@ -1,13 +1,17 @@
 //! upcheck: check many HTTP(S) and TCP endpoints at once and say which are healthy.
 //!
-//! Targets flow one way: [`input`] reads them, [`schedule`] runs [`probe`]s within the
-//! limits (with [`retry`] and [`stop`]), and the [`report`] prints every [`outcome`].
+//! Targets flow one way: [`input`] reads them (plain lists, and [`checks`] files with
+//! per-target settings), [`schedule`] runs [`probe`]s within the limits (with [`retry`] and
+//! [`stop`]), and the [`report`] prints every [`outcome`] to the [`output`].
 
+pub mod cert;
+pub mod checks;
 pub mod cli;
 pub mod exit;
 pub mod fdlimit;
 pub mod input;
 pub mod outcome;
+pub mod output;
 pub mod probe;
 pub mod progress;
 pub mod report;
@@ -18,26 +22,61 @@ pub mod stop;
 pub mod summary;
 pub mod text;
 
+use std::ffi::OsString;
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use clap::error::ErrorKind as ClapErrorKind;
+use clap::Parser;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub use cli::Cli;
 
 use crate::cli::Format;
+use crate::exit::RunEnd;
 use crate::input::Inputs;
+use crate::output::Output;
 use crate::probe::{ProbeSettings, Prober};
 use crate::progress::Progress;
-use crate::report::{ReportStyle, Reporter};
+use crate::report::{nagios, ReportStyle, Reporter};
 use crate::retry::RetryPolicy;
 use crate::schedule::{Engine, Limits};
 
 /// Results queued for the reporter: enough to ride out a slow terminal briefly, then the
 /// probes wait for it (back-pressure rather than unbounded memory).
 const RESULT_QUEUE: usize = 4096;
+
+/// The whole program: parses `args` (the program name first), runs the check, prints why
+/// it failed if it did, and returns the exit status.
+///
+/// With `--format nagios`, usage errors (clap's included) print an UNKNOWN status line on
+/// stdout and exit 3, as a plugin must, rather than the contract's 2.
+pub fn main_with_args(args: Vec<OsString>) -> u8 {
+    let nagios = cli::asks_for_nagios(&args);
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let shown_and_fine = matches!(
+                err.kind(),
+                ClapErrorKind::DisplayHelp | ClapErrorKind::DisplayVersion
+            );
+            let _ = err.print();
+            if nagios && !shown_and_fine {
+                let message = err.render().to_string();
+                let first = message.lines().next().unwrap_or_default();
+                return nagios::unknown(first.trim_start_matches("error: "));
+            }
+            return u8::try_from(err.exit_code()).unwrap_or(exit::USAGE);
+        }
+    };
+    match run(cli) {
+        Ok(status) => status,
+        Err(err) if nagios && !exit::is_broken_pipe(&err) => nagios::unknown(&format!("{err:#}")),
+        Err(err) => exit::explain(&err),
+    }
+}
 
 /// Runs one check of everything `cli` names and returns the exit status.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -54,7 +93,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     let started = Instant::now();
     let headers = cli::parse_headers(&cli.headers)?;
-    let inputs = Inputs::open(&cli.files, &cli.urls)?;
+    let inputs = Inputs::open(&cli.files, &cli.checks, &cli.urls)?;
+    let output = Output::open(cli.output.as_deref())?;
     if cli.insecure {
         eprintln!("upcheck: warning: --insecure: TLS certificates are not verified");
     }
@@ -72,6 +112,7 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
         follow_redirects: !cli.no_follow,
         insecure: cli.insecure,
         idle_per_host: cli.per_host,
+        cert_min_days: cli.cert_min_days,
     })
     .context("cannot set up the HTTP client")?;
     let engine = Arc::new(Engine {
@@ -84,6 +125,7 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
             concurrency,
             per_host: cli.per_host,
         },
+        slow: cli.slow,
     });
 
     let (trigger, stop) = stop::channel();
@@ -93,14 +135,14 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     stop::stop_on_signals(trigger).context("cannot listen for signals")?;
 
     let progress = Progress::new(cli.progress);
-    let stdout_is_terminal = io::stdout().is_terminal();
+    let stdout_is_terminal = matches!(output, Output::Stdout(_)) && io::stdout().is_terminal();
     let style = ReportStyle {
         format: cli.format,
         quiet: cli.quiet && cli.format == Format::Text,
         color: stdout_is_terminal && !no_color_requested(),
         stdout_is_terminal,
     };
-    let mut reporter = Reporter::new(style, io::stdout(), progress.clone());
+    let mut reporter = Reporter::new(style, output, progress.clone());
     let (results, mut received) = mpsc::channel(RESULT_QUEUE);
     let mut report =
         tokio::task::spawn_blocking(move || reporter.consume(&mut received).map(|()| reporter));
@@ -131,17 +173,24 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     if let Some(err) = &read_error {
         eprintln!("upcheck: {err:#}");
     }
-    let tallies_failed = reporter.tallies().failed();
-    let deadline_skipped = reporter.tallies().deadline_skipped();
-    reporter
-        .finish(started.elapsed())
-        .context("cannot write results")?;
-    Ok(exit::status(exit::RunEnd {
-        failed: tallies_failed,
+    let tallies = reporter.tallies();
+    let end = RunEnd {
+        failed: tallies.failed(),
+        cert_expiring: tallies.cert_expiring(),
+        slow: tallies.slow(),
+        fail_slow: cli.fail_slow,
         read_failed: read_error.is_some(),
-        deadline_skipped,
+        deadline_skipped: tallies.deadline_skipped(),
         stop: stop.reason(),
-    }))
+    };
+    reporter
+        .finish(started.elapsed(), &end)
+        .context("cannot write results")?
+        .commit()?;
+    Ok(match cli.format {
+        Format::Nagios => nagios::status(&end),
+        _ => exit::status(end),
+    })
 }
 
 /// Whether `NO_COLOR` asks for no colour (set and not empty).

@@ -1,11 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let status = match upcheck::run(upcheck::Cli::parse()) {
-        Ok(status) => status,
-        Err(err) => upcheck::exit::explain(&err),
-    };
-    ExitCode::from(status)
+    ExitCode::from(upcheck::main_with_args(std::env::args_os().collect()))
 }

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use crate::cert::{self, CertExpiry};
+use crate::checks::Check;
+
 /// Why a target is unhealthy; the variants are exactly the contract's `error_kind` strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +33,8 @@ pub enum ErrorKind {
     Redirect,
     /// The server asked us to slow down (429, or a `Retry-After` we will not wait for).
     RateLimited,
+    /// The TLS certificate expires within `--cert-min-days`.
+    CertExpiry,
     /// The run's deadline passed before the target was checked.
     Deadline,
     /// A signal stopped the run before the target was checked.
@@ -52,6 +57,7 @@ impl ErrorKind {
             ErrorKind::Body => "body",
             ErrorKind::Redirect => "redirect",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::CertExpiry => "cert_expiry",
             ErrorKind::Deadline => "deadline",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Other => "other",
@@ -125,6 +131,18 @@ pub struct CheckResult {
     pub error_kind: Option<ErrorKind>,
     /// Why the target is unhealthy, for people.
     pub error: Option<String>,
+    // The fields above are the contract's nine; those below were added after it.
+    /// The entry's name, from a checks file.
+    pub name: Option<String>,
+    /// The entry's tags, from a checks file.
+    pub tags: Vec<String>,
+    /// Healthy, but slower than `--slow`.
+    pub slow: bool,
+    /// When the TLS certificate that served the response expires (Unix seconds; RFC 3339 in JSON).
+    #[serde(serialize_with = "serialize_rfc3339")]
+    pub cert_expires_at: Option<i64>,
+    /// Whole days left until `cert_expires_at` when the response came; negative once expired.
+    pub cert_days_left: Option<i64>,
 }
 
 impl CheckResult {
@@ -145,7 +163,21 @@ impl CheckResult {
             attempts: verdict.attempts,
             error_kind,
             error,
+            name: None,
+            tags: Vec::new(),
+            slow: verdict.slow,
+            cert_expires_at: verdict.cert.map(|cert| cert.not_after),
+            cert_days_left: verdict.cert.map(|cert| cert.days_left),
         }
+    }
+
+    /// This result with the name and tags of the checks-file entry it came from, if any.
+    pub fn labelled(mut self, check: Option<&Check>) -> Self {
+        if let Some(check) = check {
+            self.name.clone_from(&check.name);
+            self.tags.clone_from(&check.tags);
+        }
+        self
     }
 
     /// Whether the target was never checked because the run was cut short.
@@ -165,6 +197,10 @@ pub struct Verdict {
     pub attempts: u32,
     /// `None` when healthy.
     pub failure: Option<Failure>,
+    /// The TLS certificate's expiry, when the last completed attempt saw one.
+    pub cert: Option<CertExpiry>,
+    /// Healthy, but slower than `--slow`.
+    pub slow: bool,
 }
 
 impl Verdict {
@@ -180,6 +216,13 @@ impl Verdict {
 /// Milliseconds with microsecond precision: enough to tell loopback answers apart.
 pub fn millis(duration: Duration) -> f64 {
     (duration.as_micros() as f64) / 1000.0
+}
+
+fn serialize_rfc3339<S: Serializer>(value: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(unix) => s.serialize_str(&cert::rfc3339(*unix)),
+        None => s.serialize_none(),
+    }
 }
 
 fn serialize_millis<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

@@ -13,6 +13,8 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, Method, Response, StatusCode, Url};
 use tokio::net::TcpStream;
 
+use crate::cert::CertExpiry;
+use crate::checks::Overrides;
 use crate::cli::StatusSet;
 use crate::input::Target;
 use crate::outcome::{ErrorKind, Failure};
@@ -51,6 +53,8 @@ pub struct ProbeSettings {
     pub insecure: bool,
     /// Idle connections kept per host, matched to the per-host limit.
     pub idle_per_host: usize,
+    /// Unhealthy when the TLS certificate expires within this many days.
+    pub cert_min_days: Option<u32>,
 }
 
 /// What one attempt found.
@@ -66,6 +70,8 @@ pub struct Attempt {
     pub retry_after: Option<Duration>,
     /// The attempt never reached the network: this process was out of file descriptors.
     pub out_of_files: bool,
+    /// The expiry of the TLS certificate that served the response.
+    pub cert: Option<CertExpiry>,
 }
 
 impl Attempt {
@@ -76,6 +82,7 @@ impl Attempt {
             failure: Some(failure),
             retry_after: None,
             out_of_files: false,
+            cert: None,
         }
     }
 
@@ -119,43 +126,61 @@ impl Prober {
             .pool_max_idle_per_host(settings.idle_per_host)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
+            .tls_info(true)
             .dns_resolver(Arc::new(SystemResolver))
             .user_agent(concat!("upcheck/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Prober { client, settings })
     }
 
-    /// The per-attempt timeout.
-    pub fn timeout(&self) -> Duration {
-        self.settings.timeout
+    /// The per-attempt timeout for a target with these `overrides`.
+    pub fn timeout(&self, overrides: Option<&Overrides>) -> Duration {
+        overrides
+            .and_then(|o| o.timeout)
+            .unwrap_or(self.settings.timeout)
     }
 
-    /// Makes one attempt at `target`, bounded by the per-attempt timeout.
-    pub async fn attempt(&self, target: &Target) -> Attempt {
+    /// Makes one attempt at `target`, bounded by the per-attempt timeout; `overrides`, from
+    /// a checks file, replace the command line's settings for this target.
+    pub async fn attempt(&self, target: &Target, overrides: Option<&Overrides>) -> Attempt {
         let started = Instant::now();
+        let timeout = self.timeout(overrides);
         let exchange = async {
             match target {
-                Target::Http(url) => self.http_exchange(url, started).await,
+                Target::Http(url) => self.http_exchange(url, overrides, started).await,
                 Target::Tcp { host, port } => tcp_connect(host, *port, started).await,
             }
         };
-        match tokio::time::timeout(self.settings.timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(attempt) => attempt,
             Err(_) => Attempt::failed(
                 started.elapsed(),
                 Failure::new(
                     ErrorKind::Timeout,
-                    format!("no answer within {}", human_duration(self.settings.timeout)),
+                    format!("no answer within {}", human_duration(timeout)),
                 ),
             ),
         }
     }
 
-    async fn http_exchange(&self, url: &Url, started: Instant) -> Attempt {
+    async fn http_exchange(
+        &self,
+        url: &Url,
+        overrides: Option<&Overrides>,
+        started: Instant,
+    ) -> Attempt {
+        let settings = &self.settings;
+        let method = overrides.and_then(|o| o.method.as_ref());
+        let expect_status = overrides
+            .and_then(|o| o.expect_status.as_ref())
+            .unwrap_or(&settings.expect_status);
+        let body_contains = overrides
+            .and_then(|o| o.body_contains.as_ref())
+            .or(settings.body_contains.as_ref());
         let request = self
             .client
-            .request(self.settings.method.clone(), url.clone())
-            .headers(self.settings.headers.clone());
+            .request(method.unwrap_or(&settings.method).clone(), url.clone())
+            .headers(merged_headers(&settings.headers, overrides));
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
@@ -169,6 +194,11 @@ impl Prober {
             }
         };
         let status = response.status();
+        let cert = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(reqwest::tls::TlsInfo::peer_certificate)
+            .and_then(|der| CertExpiry::of_der(der).ok());
         if self.settings.follow_redirects {
             if let Some(refused) = unfollowed_redirect(&response) {
                 return Attempt {
@@ -177,6 +207,7 @@ impl Prober {
                     failure: Some(Failure::new(ErrorKind::Redirect, refused.to_string())),
                     retry_after: None,
                     out_of_files: false,
+                    cert,
                 };
             }
         }
@@ -186,13 +217,14 @@ impl Prober {
             }
             _ => None,
         };
-        let failure = if !self.settings.expect_status.contains(status.as_u16()) {
-            Some(status_failure(status, &self.settings.expect_status))
-        } else if let Some(needle) = &self.settings.body_contains {
+        let failure = if !expect_status.contains(status.as_u16()) {
+            Some(status_failure(status, expect_status))
+        } else if let Some(needle) = body_contains {
             self.check_body(&mut response, needle).await
         } else {
             None
         };
+        let failure = failure.or_else(|| cert_failure(cert?, settings.cert_min_days?));
         let latency = started.elapsed();
         drain_ready(&mut response);
         Attempt {
@@ -201,6 +233,7 @@ impl Prober {
             failure,
             retry_after,
             out_of_files: false,
+            cert,
         }
     }
 
@@ -235,6 +268,40 @@ impl Prober {
             ),
         ))
     }
+}
+
+/// The command line's headers with those an entry sets replaced by its own.
+fn merged_headers(defaults: &HeaderMap, overrides: Option<&Overrides>) -> HeaderMap {
+    let Some(own) = overrides.map(|o| &o.headers).filter(|h| !h.is_empty()) else {
+        return defaults.clone();
+    };
+    let mut headers = defaults.clone();
+    for name in own.keys() {
+        headers.remove(name);
+    }
+    for (name, value) in own {
+        headers.append(name, value.clone());
+    }
+    headers
+}
+
+/// The failure of a certificate that expires within `min_days` days (or has expired).
+fn cert_failure(cert: CertExpiry, min_days: u32) -> Option<Failure> {
+    if cert.days_left >= i64::from(min_days) {
+        return None;
+    }
+    let when = crate::cert::rfc3339(cert.not_after);
+    let message = match cert.days_left {
+        days if days < 0 => format!("certificate expired at {when}"),
+        0 => format!(
+            "certificate expires at {when}, in less than a day (--cert-min-days {min_days})"
+        ),
+        1 => format!("certificate expires at {when}, in 1 day (--cert-min-days {min_days})"),
+        days => {
+            format!("certificate expires at {when}, in {days} days (--cert-min-days {min_days})")
+        }
+    };
+    Some(Failure::new(ErrorKind::CertExpiry, message))
 }
 
 /// A redirect the client handed back instead of following: its `Location` names a URL it
@@ -311,6 +378,7 @@ async fn tcp_connect(host: &str, port: u16, started: Instant) -> Attempt {
             failure: None,
             retry_after: None,
             out_of_files: false,
+            cert: None,
         },
         Err(err) if is_out_of_files(&err) => Attempt::out_of_files(started.elapsed(), &err),
         Err(err) => Attempt::failed(
@@ -475,6 +543,39 @@ mod tests {
         assert!(contains(b"hello world", b"o w"));
         assert!(!contains(b"hello", b"world"));
         assert!(contains(b"x", b""));
+    }
+
+    #[test]
+    fn entry_headers_replace_those_of_the_same_name() {
+        let mut defaults = HeaderMap::new();
+        defaults.insert("x-a", HeaderValue::from_static("cli"));
+        defaults.insert("x-b", HeaderValue::from_static("cli"));
+        let mut overrides = Overrides::default();
+        overrides
+            .headers
+            .append("x-b", HeaderValue::from_static("entry"));
+        let merged = merged_headers(&defaults, Some(&overrides));
+        assert_eq!(merged["x-a"], "cli");
+        assert_eq!(merged.get_all("x-b").iter().count(), 1);
+        assert_eq!(merged["x-b"], "entry");
+        assert_eq!(merged_headers(&defaults, None), defaults);
+    }
+
+    #[test]
+    fn certificates_fail_within_the_minimum_days() {
+        let at = |days_left| CertExpiry {
+            not_after: 0,
+            days_left,
+        };
+        assert_eq!(cert_failure(at(7), 7), None);
+        let soon = cert_failure(at(2), 7).unwrap();
+        assert_eq!(soon.kind, ErrorKind::CertExpiry);
+        assert!(soon.message.contains("in 2 days (--cert-min-days 7)"));
+        assert!(cert_failure(at(-1), 0)
+            .unwrap()
+            .message
+            .contains("expired at 1970-01-01T00:00:00Z"));
+        assert_eq!(cert_failure(at(0), 0), None);
     }
 
     #[test]

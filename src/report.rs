@@ -1,4 +1,8 @@
-//! The reporter: the one owner of stdout, printing results as text, JSON or JSON lines.
+//! The reporter: the one owner of stdout (or of the `-o` file), printing results as text,
+//! JSON or JSON lines as they come, or as a Prometheus or Nagios report at the end.
+
+pub mod nagios;
+pub mod prometheus;
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -7,7 +11,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cli::Format;
-use crate::outcome::{millis, CheckResult};
+use crate::exit::RunEnd;
+use crate::outcome::{millis, CheckResult, ErrorKind};
 use crate::progress::Progress;
 use crate::summary::{Summary, Tallies};
 use crate::text::human_duration;
@@ -69,8 +74,9 @@ impl<W: Write> Reporter<W> {
         &self.tallies
     }
 
-    /// Prints the summary (and for `json`, the whole document) for a run that took `elapsed`.
-    pub fn finish(mut self, elapsed: Duration) -> io::Result<Summary> {
+    /// Prints the summary (and for `json`, `prometheus` and `nagios`, the whole report) for a
+    /// run that took `elapsed` and ended as `end`; hands back the output, all written.
+    pub fn finish(mut self, elapsed: Duration, end: &RunEnd) -> io::Result<W> {
         self.progress.finish();
         let summary = self.tallies.summary(elapsed);
         match self.style.format {
@@ -88,9 +94,19 @@ impl<W: Write> Reporter<W> {
                 self.pending.push(b'\n');
             }
             Format::Jsonl => {}
+            Format::Prometheus => {
+                self.collected.sort_unstable_by_key(|result| result.seq);
+                let text = prometheus::render(&self.collected, &summary);
+                self.pending.extend_from_slice(text.as_bytes());
+            }
+            Format::Nagios => {
+                self.collected.sort_unstable_by_key(|result| result.seq);
+                let text = nagios::render(&self.collected, &summary, end);
+                self.pending.extend_from_slice(text.as_bytes());
+            }
         }
         self.write_pending()?;
-        Ok(summary)
+        Ok(self.out)
     }
 
     fn record(&mut self, result: CheckResult) -> io::Result<()> {
@@ -98,12 +114,19 @@ impl<W: Write> Reporter<W> {
         self.progress.result_done(self.tallies.failed());
         match self.style.format {
             Format::Text => {
-                if !(self.style.quiet && result.ok) {
+                // Slow results are healthy, but worth a line even with -q.
+                if !(self.style.quiet && result.ok && !result.slow) {
                     let line = result_line(&result, self.style.color);
                     self.pending.extend_from_slice(line.as_bytes());
                 }
             }
-            Format::Json => self.collected.push(result),
+            Format::Json | Format::Prometheus => self.collected.push(result),
+            // Nagios lists only what is wrong, so only that is kept.
+            Format::Nagios => {
+                if !result.ok || result.slow {
+                    self.collected.push(result);
+                }
+            }
             Format::Jsonl => {
                 serde_json::to_writer(&mut self.pending, &result).map_err(io::Error::other)?;
                 self.pending.push(b'\n');
@@ -143,9 +166,11 @@ const RED: &str = "\x1b[1;31m";
 const YELLOW: &str = "\x1b[33m";
 const RESET: &str = "\x1b[0m";
 
-/// One text line: state, status, latency, target, and why it failed.
+/// One text line: state, status, latency, target (and name), and why it failed.
 fn result_line(result: &CheckResult, color: bool) -> String {
-    let (state, paint) = if result.ok {
+    let (state, paint) = if result.ok && result.slow {
+        ("SLOW", YELLOW)
+    } else if result.ok {
         ("OK", GREEN)
     } else if result.is_skipped() {
         ("SKIP", YELLOW)
@@ -164,18 +189,24 @@ fn result_line(result: &CheckResult, color: bool) -> String {
         .latency_ms
         .map_or_else(|| "-".to_owned(), short_latency);
     let mut line = format!("{state} {status:>3} {latency:>8}  {}", result.target);
-    if let (Some(kind), Some(error)) = (result.error_kind, &result.error) {
-        line.push_str(&format!("  {kind}: "));
-        if let Some(number) = result
-            .line
-            .filter(|_| kind == crate::outcome::ErrorKind::Invalid)
-        {
-            line.push_str(&format!("{}:{number}: ", result.source));
-        }
-        line.push_str(error);
+    if let Some(name) = &result.name {
+        line.push_str(&format!(" ({name})"));
+    }
+    if let Some(why) = why_unhealthy(result) {
+        line.push_str("  ");
+        line.push_str(&why);
     }
     line.push('\n');
     line
+}
+
+/// `kind: error`, with the file and line first for an invalid entry; `None` when healthy.
+fn why_unhealthy(result: &CheckResult) -> Option<String> {
+    let (kind, error) = (result.error_kind?, result.error.as_ref()?);
+    Some(match result.line.filter(|_| kind == ErrorKind::Invalid) {
+        Some(number) => format!("{kind}: {}:{number}: {error}", result.source),
+        None => format!("{kind}: {error}"),
+    })
 }
 
 /// A latency in the text report: milliseconds with one decimal, seconds past one.
@@ -194,8 +225,12 @@ fn summary_line(summary: &Summary, color: bool) -> String {
     if color && summary.failed > 0 {
         failed = format!("{RED}{failed}{RESET}");
     }
+    let slow = match summary.slow {
+        0 => String::new(),
+        slow => format!(" ({slow} slow)"),
+    };
     let mut line = format!(
-        "{} checked in {elapsed}: {} ok, {failed}, {} skipped",
+        "{} checked in {elapsed}: {} ok{slow}, {failed}, {} skipped",
         summary.total, summary.ok, summary.skipped
     );
     let percentiles = &summary.latency_ms;
@@ -221,6 +256,28 @@ fn summary_line(summary: &Summary, color: bool) -> String {
     line
 }
 
+/// A healthy-or-not HTTP result (status 200, 1.5 s) at position `seq`, for the formats' tests.
+#[cfg(test)]
+pub(crate) fn sample_result(
+    seq: u64,
+    target: &str,
+    failure: Option<crate::outcome::Failure>,
+) -> CheckResult {
+    let origin = crate::outcome::Origin {
+        seq,
+        source: "list.txt".into(),
+        line: Some(seq + 1),
+    };
+    let verdict = crate::outcome::Verdict {
+        status: Some(200),
+        latency: Some(Duration::from_millis(1500)),
+        attempts: 1,
+        failure,
+        ..crate::outcome::Verdict::default()
+    };
+    CheckResult::new(origin, target.to_owned(), verdict)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +294,7 @@ mod tests {
             latency: Some(Duration::from_micros(12_345)),
             attempts: 1,
             failure,
+            ..Verdict::default()
         };
         CheckResult::new(origin, "http://a.test/".into(), verdict)
     }
@@ -256,6 +314,17 @@ mod tests {
             "OK   503   12.3ms  http://a.test/\n"
         );
         assert!(result_line(&failed, true).starts_with("\x1b[1;31mFAIL\x1b[0m"));
+    }
+
+    #[test]
+    fn slow_results_and_names_are_marked() {
+        let mut slow = result(None);
+        slow.slow = true;
+        slow.name = Some("api".into());
+        assert_eq!(
+            result_line(&slow, false),
+            "SLOW 503   12.3ms  http://a.test/ (api)\n"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::checks::Overrides;
 use crate::input::Target;
 use crate::outcome::{ErrorKind, Failure, Verdict};
 use crate::probe::{Attempt, Prober};
@@ -41,6 +42,8 @@ impl Tally {
             latency: self.last.as_ref().map(|a| a.latency),
             attempts: self.attempts,
             failure: Some(failure),
+            cert: self.last.as_ref().and_then(|a| a.cert),
+            slow: false,
         }
     }
 }
@@ -54,20 +57,22 @@ pub struct RetryPolicy {
     pub deadline: Option<Instant>,
 }
 
-/// Checks `target` until it is healthy, fails for good, or runs out of retries.
+/// Checks `target` (with its checks-file `overrides`, if any) until it is healthy, fails for
+/// good, or runs out of retries.
 pub async fn check(
     prober: &Prober,
     target: &Target,
+    overrides: Option<&Overrides>,
     policy: RetryPolicy,
     tally: &mut Tally,
 ) -> Verdict {
     let mut waited_for_files = Duration::ZERO;
     loop {
         tally.attempts += 1;
-        let attempt = prober.attempt(target).await;
+        let attempt = prober.attempt(target, overrides).await;
         // Out of file descriptors is back-pressure: wait for sockets to free up, without
         // counting an attempt, for as long as one attempt may take.
-        if attempt.out_of_files && waited_for_files < prober.timeout() {
+        if attempt.out_of_files && waited_for_files < prober.timeout(overrides) {
             tally.attempts -= 1;
             tokio::time::sleep(OUT_OF_FILES_PAUSE).await;
             waited_for_files += OUT_OF_FILES_PAUSE;
@@ -113,6 +118,8 @@ fn final_verdict(tally: &Tally) -> Verdict {
         latency: Some(last.latency),
         attempts: tally.attempts,
         failure: last.failure.clone(),
+        cert: last.cert,
+        slow: false,
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::checks::Check;
 use crate::input::{Entry, Item, Target};
 use crate::outcome::{CheckResult, ErrorKind, Failure, Origin, Verdict};
 use crate::probe::Prober;
@@ -40,6 +41,8 @@ pub struct Engine {
     pub policy: RetryPolicy,
     /// Concurrency bounds.
     pub limits: Limits,
+    /// Healthy results slower than this are marked slow.
+    pub slow: Option<Duration>,
 }
 
 /// Checks every entry from `entries`, sending one result per entry to `results`.
@@ -69,8 +72,14 @@ pub async fn run(
         let target = match entry.target {
             Ok(target) => target,
             Err(invalid) => {
-                if !send_unprobed(&results, entry.origin, entry.text, invalid_failure(invalid))
-                    .await
+                if !send_unprobed(
+                    &results,
+                    entry.origin,
+                    entry.text,
+                    entry.check.as_deref(),
+                    invalid_failure(invalid),
+                )
+                .await
                 {
                     return None;
                 }
@@ -81,7 +90,7 @@ pub async fn run(
         let permit = tokio::select! {
             biased;
             reason = stop.stopped() => {
-                if !send_unprobed(&results, entry.origin, entry.text, reason.failure()).await {
+                if !send_unprobed(&results, entry.origin, entry.text, entry.check.as_deref(), reason.failure()).await {
                     return None;
                 }
                 break;
@@ -95,6 +104,7 @@ pub async fn run(
             origin: entry.origin,
             text: entry.text,
             target,
+            check: entry.check,
             stop: stop.clone(),
             results: results.clone(),
         };
@@ -134,7 +144,15 @@ async fn settle_unread(
             Ok(_) => reason.failure(),
             Err(invalid) => invalid_failure(invalid),
         };
-        if !send_unprobed(&results, entry.origin, entry.text, failure).await {
+        if !send_unprobed(
+            &results,
+            entry.origin,
+            entry.text,
+            entry.check.as_deref(),
+            failure,
+        )
+        .await
+        {
             return None;
         }
     }
@@ -150,9 +168,10 @@ async fn send_unprobed(
     results: &mpsc::Sender<CheckResult>,
     origin: Origin,
     text: String,
+    check: Option<&Check>,
     failure: Failure,
 ) -> bool {
-    send(results, origin, text, Verdict::unattempted(failure)).await
+    send(results, origin, text, check, Verdict::unattempted(failure)).await
 }
 
 /// Sends a result; false when nobody is listening any more (the report has ended).
@@ -160,10 +179,11 @@ async fn send(
     results: &mpsc::Sender<CheckResult>,
     origin: Origin,
     text: String,
+    check: Option<&Check>,
     verdict: Verdict,
 ) -> bool {
     results
-        .send(CheckResult::new(origin, text, verdict))
+        .send(CheckResult::new(origin, text, verdict).labelled(check))
         .await
         .is_ok()
 }
@@ -174,6 +194,7 @@ struct Task {
     origin: Origin,
     text: String,
     target: Target,
+    check: Option<Box<Check>>,
     stop: Stop,
     results: mpsc::Sender<CheckResult>,
 }
@@ -185,19 +206,30 @@ impl Task {
             reason = self.stop.stopped() => Err(reason),
             permit = host.acquire_owned() => Ok(permit),
         };
-        let verdict = match host_permit {
+        let overrides = self.check.as_deref().map(|check| &check.overrides);
+        let mut verdict = match host_permit {
             Err(reason) => Verdict::unattempted(reason.failure()),
             Ok(_host_permit) => {
                 let mut tally = Tally::default();
                 let checked = tokio::select! {
                     biased;
                     reason = self.stop.stopped() => Err(reason),
-                    verdict = retry::check(&self.engine.prober, &self.target, self.engine.policy, &mut tally) => Ok(verdict),
+                    verdict = retry::check(&self.engine.prober, &self.target, overrides, self.engine.policy, &mut tally) => Ok(verdict),
                 };
                 checked.unwrap_or_else(|reason| tally.cut_short(reason.failure()))
             }
         };
-        send(&self.results, self.origin, self.text, verdict).await;
+        verdict.slow = is_slow(&verdict, self.engine.slow);
+        let check = self.check.as_deref();
+        send(&self.results, self.origin, self.text, check, verdict).await;
+    }
+}
+
+/// Whether a verdict is healthy but slower than `threshold`.
+fn is_slow(verdict: &Verdict, threshold: Option<Duration>) -> bool {
+    match (threshold, verdict.latency) {
+        (Some(threshold), Some(latency)) => verdict.failure.is_none() && latency > threshold,
+        _ => false,
     }
 }
 
@@ -234,6 +266,22 @@ impl HostLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_healthy_results_over_the_threshold_are_slow() {
+        let verdict = |ms, failure: Option<Failure>| Verdict {
+            latency: Some(Duration::from_millis(ms)),
+            attempts: 1,
+            failure,
+            ..Verdict::default()
+        };
+        let threshold = Some(Duration::from_millis(100));
+        assert!(is_slow(&verdict(150, None), threshold));
+        assert!(!is_slow(&verdict(100, None), threshold));
+        assert!(!is_slow(&verdict(150, None), None));
+        let failed = Failure::new(ErrorKind::Status, "500");
+        assert!(!is_slow(&verdict(150, Some(failed)), threshold));
+    }
 
     #[test]
     fn host_limiters_are_shared_while_held_and_swept_after() {

@@ -35,7 +35,8 @@ impl Signal {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The signal's name, `SIGINT` or `SIGTERM`.
+    pub fn name(self) -> &'static str {
         match self {
             Signal::Interrupt => "SIGINT",
             Signal::Terminate => "SIGTERM",
@@ -141,6 +142,7 @@ pub fn stop_on_signals(trigger: StopTrigger) -> std::io::Result<()> {
             if received > 1 {
                 // The user insists: the contract asks for an immediate exit, with nothing
                 // more printed, so this is the one place that leaves without unwinding.
+                crate::output::remove_pending();
                 std::process::exit(i32::from(signal.exit_code()));
             }
             trigger.stop(StopReason::Signal(signal));

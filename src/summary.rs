@@ -20,6 +20,8 @@ pub struct Tallies {
     failed: u64,
     skipped: u64,
     deadline_skipped: u64,
+    slow: u64,
+    cert_expiring: u64,
     latencies: LatencyHistogram,
 }
 
@@ -31,6 +33,8 @@ impl Default for Tallies {
             failed: 0,
             skipped: 0,
             deadline_skipped: 0,
+            slow: 0,
+            cert_expiring: 0,
             latencies: LatencyHistogram::new(),
         }
     }
@@ -42,6 +46,7 @@ impl Tallies {
         self.total += 1;
         if result.ok {
             self.ok += 1;
+            self.slow += u64::from(result.slow);
         } else if result.is_skipped() {
             self.skipped += 1;
             if result.error_kind == Some(ErrorKind::Deadline) {
@@ -49,6 +54,9 @@ impl Tallies {
             }
         } else {
             self.failed += 1;
+            if result.error_kind == Some(ErrorKind::CertExpiry) {
+                self.cert_expiring += 1;
+            }
         }
         if let Some(latency) = result.latency_ms {
             self.latencies.record(latency);
@@ -70,6 +78,16 @@ impl Tallies {
         self.deadline_skipped
     }
 
+    /// Healthy results marked slow.
+    pub fn slow(&self) -> u64 {
+        self.slow
+    }
+
+    /// Failed results whose only fault is a certificate within `--cert-min-days`.
+    pub fn cert_expiring(&self) -> u64 {
+        self.cert_expiring
+    }
+
     /// The summary of everything counted, for a run that took `elapsed`.
     pub fn summary(&self, elapsed: Duration) -> Summary {
         Summary {
@@ -77,6 +95,7 @@ impl Tallies {
             ok: self.ok,
             failed: self.failed,
             skipped: self.skipped,
+            slow: self.slow,
             elapsed_ms: millis(elapsed),
             complete: self.skipped == 0,
             latency_ms: Percentiles {
@@ -100,6 +119,8 @@ pub struct Summary {
     pub failed: u64,
     /// Results never checked (deadline or interrupted).
     pub skipped: u64,
+    /// Healthy results slower than `--slow` (counted in `ok` too).
+    pub slow: u64,
     /// Wall time of the run.
     pub elapsed_ms: f64,
     /// False when the deadline or a signal cut the run short.

@@ -30,6 +30,9 @@ fn bad_option_values_are_usage_errors_that_name_the_option() {
     assert_usage_error(&["-f", "xml"], "--format");
     assert_usage_error(&["--progress", "sometimes"], "--progress");
     assert_usage_error(&["--bogus"], "--bogus");
+    assert_usage_error(&["--slow", "0"], "--slow");
+    assert_usage_error(&["--cert-min-days", "soon"], "--cert-min-days");
+    assert_usage_error(&["-f", "prometheus", "-o", "/"], "'/'");
 }
 
 #[test]

@@ -19,3 +19,9 @@ mod schedule;
 mod resources;
 // Output: text, json, jsonl, the schema, colour, progress, a closed stdout.
 mod output;
+// Checks files: per-target settings, names and tags, bad entries.
+mod checks;
+// TLS certificate expiry.
+mod cert;
+// Slow marking, Prometheus and Nagios output, -o.
+mod formats;

@@ -80,16 +80,29 @@ impl Server {
         Server::bind("127.0.0.1:0".parse().unwrap(), true).expect("bind a loopback port")
     }
 
+    /// An HTTPS server whose self-signed certificate expires at `not_after` (Unix seconds),
+    /// on a free port.
+    pub fn start_tls_expiring_at(not_after: i64) -> Server {
+        let acceptor = certificate_acceptor(Some(not_after));
+        Server::bind_with("127.0.0.1:0".parse().unwrap(), Some(acceptor))
+            .expect("bind a loopback port")
+    }
+
     /// A server on `addr`, HTTPS when `tls`.
     pub fn bind(addr: SocketAddr, tls: bool) -> io::Result<Server> {
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let acceptor = if tls {
-            Some(self_signed_acceptor())
+            Some(certificate_acceptor(None))
         } else {
             None
         };
+        Server::bind_with(addr, acceptor)
+    }
+
+    fn bind_with(addr: SocketAddr, acceptor: Option<TlsAcceptor>) -> io::Result<Server> {
+        let tls = acceptor.is_some();
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (shutdown, stopped) = oneshot::channel();
         let state = seen.clone();
@@ -140,18 +153,28 @@ fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
     seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn self_signed_acceptor() -> TlsAcceptor {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .expect("generate a certificate");
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+/// A TLS acceptor with a fresh self-signed certificate for localhost and 127.0.0.1, valid
+/// until `not_after` (Unix seconds) when given, else rcgen's default (until 4096).
+fn certificate_acceptor(not_after: Option<i64>) -> TlsAcceptor {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let mut params = rcgen::CertificateParams::new(names).expect("valid names");
+    if let Some(not_after) = not_after {
+        let at = |unix| time::OffsetDateTime::from_unix_timestamp(unix).expect("a valid time");
+        params.not_before = at(not_after - 365 * 86_400);
+        params.not_after = at(not_after);
+    }
+    let signing_key = rcgen::KeyPair::generate().expect("generate a key");
+    let cert = params
+        .self_signed(&signing_key)
+        .expect("generate a certificate");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("default TLS versions")
     .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .with_single_cert(vec![cert.der().clone()], key)
     .expect("a valid certificate");
     TlsAcceptor::from(Arc::new(config))
 }

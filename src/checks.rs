@@ -1,0 +1,447 @@
+//! Checks files (`--checks FILE`): TOML with one `[[check]]` table per target, each able to
+//! override the command-line defaults for its own target and to give it a name and tags.
+//!
+//! The whole file is read and parsed before probing starts, like every input is opened
+//! then: a file that is not TOML at all is a usage error naming its line, while a bad entry
+//! becomes an `invalid` result naming its line, as a bad line of a plain list does.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::cli::{self, StatusSet};
+use crate::input::{self, Target};
+
+/// The array of tables that holds the entries.
+const CHECK_KEY: &str = "check";
+
+/// What an entry shows as its target when it has no usable `url`.
+const NO_URL: &str = "[[check]]";
+
+/// What a checks-file entry adds to its target: a name and tags for the result, and
+/// settings that replace the command-line ones for this target only.
+#[derive(Clone, Debug, Default)]
+pub struct Check {
+    /// Shown with the result, and a label in the Prometheus output.
+    pub name: Option<String>,
+    /// Carried into the result.
+    pub tags: Vec<String>,
+    /// Settings for this target only.
+    pub overrides: Overrides,
+}
+
+/// Per-target settings; each one left unset keeps the command line's.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// HTTP method.
+    pub method: Option<Method>,
+    /// Headers that replace the command line's headers of the same name; others are kept.
+    pub headers: HeaderMap,
+    /// Healthy status codes.
+    pub expect_status: Option<StatusSet>,
+    /// Text the body must contain.
+    pub body_contains: Option<String>,
+    /// Limit for one attempt.
+    pub timeout: Option<Duration>,
+}
+
+impl Overrides {
+    /// Whether any HTTP-only setting is given.
+    fn any_http(&self) -> bool {
+        self.method.is_some()
+            || !self.headers.is_empty()
+            || self.expect_status.is_some()
+            || self.body_contains.is_some()
+    }
+}
+
+/// One entry of a checks file, ready to become an input entry.
+#[derive(Debug)]
+pub struct CheckEntry {
+    /// The line of its `url`, or for a bad entry, of what is wrong with it.
+    pub line: u64,
+    /// The `url` as written (for a bad entry without one, `[[check]]`).
+    pub text: String,
+    /// The target, or why the entry is not a valid one.
+    pub target: Result<Target, String>,
+    /// Name, tags and overrides; for a bad entry, the name and tags when they are readable.
+    pub check: Box<Check>,
+}
+
+/// Parses the checks file `name` holding `text` into its entries, in file order.
+///
+/// Errors only when the file as a whole is unusable: not TOML, or not shaped as `[[check]]`
+/// tables. A bad entry is returned as an entry whose target is an error.
+pub fn parse(name: &str, text: &str) -> anyhow::Result<Vec<CheckEntry>> {
+    let lines = Lines::new(text);
+    let document = match DeTable::parse(text) {
+        Ok(document) => document,
+        Err(err) => {
+            let line = lines.at(err.span().map_or(0, |span| span.start));
+            bail!(
+                "{name}:{line}: not valid TOML: {}",
+                err.message().trim_end()
+            );
+        }
+    };
+    let mut checks = None;
+    for (key, value) in document.get_ref() {
+        if key.get_ref() != CHECK_KEY {
+            bail!(
+                "{name}:{}: unknown key '{}': a checks file holds only [[check]] tables",
+                lines.at(key.span().start),
+                key.get_ref()
+            );
+        }
+        checks = Some(value);
+    }
+    let Some(checks) = checks else {
+        return Ok(Vec::new());
+    };
+    let Some(tables) = checks.get_ref().as_array() else {
+        bail!(
+            "{name}:{}: 'check' must be an array of tables, written [[check]]",
+            lines.at(checks.span().start)
+        );
+    };
+    Ok(tables
+        .iter()
+        .map(|table| parse_entry(table, &lines))
+        .collect())
+}
+
+/// Turns one `[[check]]` table into an entry.
+fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
+    let header_line = lines.at(table.span().start);
+    let Some(fields) = table.get_ref().as_table() else {
+        return CheckEntry {
+            line: header_line,
+            text: NO_URL.to_owned(),
+            target: Err(format!(
+                "an entry must be a table, found {}",
+                table.get_ref().type_str()
+            )),
+            check: Box::default(),
+        };
+    };
+    let mut fields: Vec<_> = fields.iter().collect();
+    fields.sort_by_key(|(key, _)| key.span().start);
+
+    let mut check = Check::default();
+    let mut url: Option<(u64, String)> = None;
+    // Fields are in file order, so the first error is the one nearest the top.
+    let mut first_error: Option<(u64, String)> = None;
+    for (key, value) in fields {
+        let line = lines.at(key.span().start);
+        let key = key.get_ref().as_ref();
+        let value = value.get_ref();
+        let parsed = match key {
+            "url" => string(value).map(|text| url = Some((line, text.to_owned()))),
+            "name" => label(value).map(|name| check.name = Some(name)),
+            "tags" => tags(value).map(|tags| check.tags = tags),
+            "method" => string(value)
+                .and_then(cli::parse_method)
+                .map(|method| check.overrides.method = Some(method)),
+            "headers" => headers(value).map(|headers| check.overrides.headers = headers),
+            "expect_status" => expect_status(value)
+                .map(|expect_status| check.overrides.expect_status = Some(expect_status)),
+            "body_contains" => {
+                string(value).map(|text| check.overrides.body_contains = Some(text.to_owned()))
+            }
+            "timeout" => timeout(value).map(|timeout| check.overrides.timeout = Some(timeout)),
+            _ => Err(
+                "unknown key (use url, name, method, headers, expect_status, body_contains, \
+                 timeout or tags)"
+                    .to_owned(),
+            ),
+        };
+        if let Err(message) = parsed {
+            first_error.get_or_insert_with(|| (line, format!("{key}: {message}")));
+        }
+    }
+
+    let (line, target) = match (first_error, &url) {
+        (Some((line, message)), _) => (line, Err(message)),
+        (None, None) => (header_line, Err("the entry has no url".to_owned())),
+        (None, Some((line, text))) => match input::parse_target(text) {
+            Err(reason) => (*line, Err(format!("url: {reason}"))),
+            Ok(Target::Tcp { .. }) if check.overrides.any_http() => (
+                *line,
+                Err(
+                    "method, headers, expect_status and body_contains apply only to \
+                     http:// and https:// targets"
+                        .to_owned(),
+                ),
+            ),
+            Ok(target) => (*line, Ok(target)),
+        },
+    };
+    CheckEntry {
+        line,
+        text: url.map_or_else(|| NO_URL.to_owned(), |(_, text)| text),
+        target,
+        check: Box::new(check),
+    }
+}
+
+fn string<'a>(value: &'a DeValue<'_>) -> Result<&'a str, String> {
+    value
+        .as_str()
+        .ok_or_else(|| format!("expected a string, found {}", value.type_str()))
+}
+
+/// A name or tag: printed in every format, so it must be one line of visible text.
+fn label(value: &DeValue<'_>) -> Result<String, String> {
+    let text = string(value)?;
+    if text.trim().is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("must not hold control characters (newlines, tabs, escapes)".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+fn tags(value: &DeValue<'_>) -> Result<Vec<String>, String> {
+    let Some(items) = value.as_array() else {
+        return Err(format!(
+            "expected an array of strings, found {}",
+            value.type_str()
+        ));
+    };
+    items.iter().map(|item| label(item.get_ref())).collect()
+}
+
+/// Headers as a table of name to value; a rejected value is never quoted.
+fn headers(value: &DeValue<'_>) -> Result<HeaderMap, String> {
+    let Some(table) = value.as_table() else {
+        return Err(format!(
+            "expected a table of name = \"value\", found {}",
+            value.type_str()
+        ));
+    };
+    let mut map = HeaderMap::new();
+    for (name, value) in table {
+        let Some(value) = value.get_ref().as_str() else {
+            return Err(format!(
+                "the value of a header must be a string, found {}",
+                value.get_ref().type_str()
+            ));
+        };
+        let (name, value) = cli::parse_header(name.get_ref(), value).map_err(|e| e.to_string())?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// `"200,204,300-399"` or a single code as a number.
+fn expect_status(value: &DeValue<'_>) -> Result<StatusSet, String> {
+    match value {
+        DeValue::String(text) => StatusSet::parse(text),
+        DeValue::Integer(code) => {
+            let code = i64::from_str_radix(code.as_str(), code.radix())
+                .map_err(|_| "is out of range".to_owned())?;
+            StatusSet::parse(&code.to_string())
+        }
+        other => Err(format!(
+            "expected a string like \"200-299,404\" or a status code, found {}",
+            other.type_str()
+        )),
+    }
+}
+
+/// `"2s"` as on the command line, or a number of seconds.
+fn timeout(value: &DeValue<'_>) -> Result<Duration, String> {
+    let seconds = match value {
+        DeValue::String(text) => return cli::parse_duration(text),
+        DeValue::Integer(number) => i64::from_str_radix(number.as_str(), number.radix())
+            .map_err(|_| "is out of range".to_owned())? as f64,
+        DeValue::Float(number) => number
+            .as_str()
+            .parse::<f64>()
+            .map_err(|_| "is not a number".to_owned())?,
+        other => {
+            return Err(format!(
+                "expected a duration like \"2s\" or a number of seconds, found {}",
+                other.type_str()
+            ))
+        }
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err("must be greater than zero".to_owned());
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| "is too long".to_owned())
+}
+
+/// Byte offsets to 1-based line numbers.
+struct Lines {
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+            .collect();
+        Lines { starts }
+    }
+
+    fn at(&self, offset: usize) -> u64 {
+        self.starts.partition_point(|&start| start <= offset) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(entries: &[CheckEntry]) -> Vec<(u64, String)> {
+        entries
+            .iter()
+            .map(|e| (e.line, e.target.as_ref().err().cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn entries_carry_their_settings_and_the_line_of_their_url() {
+        let text = r#"
+# the API
+[[check]]
+name = "api"
+url = "https://api.test/health"
+method = "head"
+headers = { Authorization = "Bearer s3cret", "X-Trace" = "1" }
+expect_status = "200,204"
+body_contains = "up"
+timeout = "1.5s"
+tags = ["prod", "eu"]
+
+[[check]]
+url = "tcp://db.test:5432"
+timeout = 3
+
+[[check]]
+url = "http://b.test/"
+expect_status = 404
+timeout = 0.25
+"#;
+        let entries = parse("c.toml", text).unwrap();
+        assert_eq!(entries.len(), 3);
+        let api = &entries[0];
+        assert_eq!(
+            (api.line, api.text.as_str()),
+            (5, "https://api.test/health")
+        );
+        assert!(api.target.is_ok());
+        assert_eq!(api.check.name.as_deref(), Some("api"));
+        assert_eq!(api.check.tags, ["prod", "eu"]);
+        let overrides = &api.check.overrides;
+        assert_eq!(overrides.method, Some(Method::HEAD));
+        assert_eq!(overrides.headers["authorization"], "Bearer s3cret");
+        assert_eq!(overrides.headers["x-trace"], "1");
+        assert!(overrides.expect_status.as_ref().unwrap().contains(204));
+        assert_eq!(overrides.body_contains.as_deref(), Some("up"));
+        assert_eq!(overrides.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(entries[1].line, 14);
+        assert_eq!(
+            entries[1].check.overrides.timeout,
+            Some(Duration::from_secs(3))
+        );
+        let b = &entries[2].check.overrides;
+        assert!(b.expect_status.as_ref().unwrap().contains(404));
+        assert_eq!(b.timeout, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn bad_entries_name_the_line_of_what_is_wrong() {
+        let text = r#"[[check]]
+url = "ftp://x.test/"
+
+[[check]]
+name = "no url"
+
+[[check]]
+url = "http://a.test/"
+timeout = "5x"
+
+[[check]]
+url = "http://a.test/"
+timout = "5s"
+
+[[check]]
+url = "tcp://db.test:5432"
+method = "POST"
+
+[[check]]
+url = "http://a.test/"
+headers = { Authorization = "Bearer s3cret\u007f" }
+
+[[check]]
+url = "http://a.test/"
+name = "two\nlines"
+
+[[check]]
+url = "http://ok.test/"
+"#;
+        let entries = parse("c.toml", text).unwrap();
+        let reasons = reasons(&entries);
+        assert_eq!(reasons[0].0, 2);
+        assert!(reasons[0].1.contains("unknown scheme 'ftp'"), "{reasons:?}");
+        assert_eq!(reasons[1], (4, "the entry has no url".to_owned()));
+        assert_eq!(entries[1].check.name.as_deref(), Some("no url"));
+        assert_eq!(reasons[2].0, 9);
+        assert!(reasons[2].1.starts_with("timeout: unknown unit 'x'"));
+        assert_eq!(reasons[3].0, 13);
+        assert!(reasons[3].1.starts_with("timout: unknown key"));
+        assert_eq!(reasons[4].0, 16);
+        assert!(reasons[4].1.contains("only to http://"));
+        assert_eq!(reasons[5].0, 21);
+        assert!(reasons[5]
+            .1
+            .contains("'authorization: <redacted>' has characters"));
+        assert!(!reasons[5].1.contains("s3cret"));
+        assert_eq!(reasons[6].0, 25);
+        assert!(reasons[6].1.starts_with("name: must not hold control"));
+        assert_eq!(reasons[7], (28, String::new()));
+        assert!(entries[7].target.is_ok());
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_an_error_naming_its_line() {
+        let err = parse("c.toml", "[[check]]\nurl = \"http://a.test/\"\nname = \n").unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("c.toml:3: not valid TOML"), "{message}");
+        let err = parse("c.toml", "[[checks]]\nurl = \"http://a.test/\"\n").unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("c.toml:1: unknown key 'checks'"));
+        let err = parse("c.toml", "check = \"http://a.test/\"\n").unwrap_err();
+        assert!(err.to_string().contains("array of tables"));
+    }
+
+    #[test]
+    fn secrets_in_broken_toml_are_not_echoed() {
+        let err = parse("c.toml", "[[check]]\nheaders = { A = \"s3cret\n").unwrap_err();
+        assert!(!format!("{err:#}").contains("s3cret"), "{err:#}");
+    }
+
+    #[test]
+    fn an_empty_file_has_no_entries() {
+        assert!(parse("c.toml", "# nothing yet\n").unwrap().is_empty());
+        let inline = parse("c.toml", "check = [{ url = \"http://a.test/\" }]").unwrap();
+        assert_eq!(inline[0].line, 1);
+    }
+
+    #[test]
+    fn lines_count_from_one() {
+        let lines = Lines::new("a\nbb\n\nc");
+        assert_eq!(
+            [0, 1, 2, 4, 5, 6].map(|at| lines.at(at)),
+            [1, 1, 2, 2, 3, 4]
+        );
+    }
+}

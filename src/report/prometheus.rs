@@ -1,0 +1,169 @@
+//! `--format prometheus`: the text exposition format, with blackbox_exporter's metric names
+//! so that dashboards and alerts written for it work unchanged.
+//!
+//! Every probe sample is labelled by `target`, and by `name` when any entry of the run has
+//! one (empty for those without: to Prometheus an empty label is no label, and one label
+//! set per metric is what node_exporter's textfile collector accepts). A target listed
+//! twice under the same name gives one series: the first result that failed, else the first.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::outcome::CheckResult;
+use crate::summary::Summary;
+
+/// A per-target metric: name, help, and the value of one result (none: no sample).
+type ProbeMetric = (&'static str, &'static str, fn(&CheckResult) -> Option<f64>);
+
+/// The per-target metrics, in the order they are printed.
+const PROBE_METRICS: [ProbeMetric; 4] = [
+    (
+        "probe_success",
+        "Whether the target is healthy (1) or not (0).",
+        |result| Some(if result.ok { 1.0 } else { 0.0 }),
+    ),
+    (
+        "probe_duration_seconds",
+        "Duration of the last completed attempt until its verdict, in seconds.",
+        |result| result.latency_ms.map(|latency| latency.as_secs_f64()),
+    ),
+    (
+        "probe_http_status_code",
+        "Final HTTP status code; 0 when no response came.",
+        |result| is_http(result).then(|| f64::from(result.status.unwrap_or(0))),
+    ),
+    (
+        "probe_ssl_earliest_cert_expiry",
+        "Expiry of the TLS certificate that served the response, in Unix seconds.",
+        |result| result.cert_expires_at.map(|unix| unix as f64),
+    ),
+];
+
+/// The whole exposition for `results` (in input order) and the run's `summary`.
+pub fn render(results: &[CheckResult], summary: &Summary) -> String {
+    let series = one_per_series(results);
+    let named = series.iter().any(|result| result.name.is_some());
+    let mut out = String::new();
+    for (metric, help, value) in PROBE_METRICS {
+        let samples: Vec<_> = series
+            .iter()
+            .filter_map(|result| Some((*result, value(result)?)))
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        family(&mut out, metric, help);
+        for (result, value) in samples {
+            let _ = write!(out, "{metric}{{target=\"{}\"", escape_label(&result.target));
+            if named {
+                let name = result.name.as_deref().unwrap_or_default();
+                let _ = write!(out, ",name=\"{}\"", escape_label(name));
+            }
+            let _ = writeln!(out, "}} {value}");
+        }
+    }
+    let run = [
+        (
+            "upcheck_targets",
+            "Targets in the run, invalid ones included.",
+            summary.total as f64,
+        ),
+        (
+            "upcheck_failed",
+            "Targets found unhealthy or invalid.",
+            summary.failed as f64,
+        ),
+        (
+            "upcheck_run_duration_seconds",
+            "Wall time of the run, in seconds.",
+            summary.elapsed_ms / 1000.0,
+        ),
+    ];
+    for (metric, help, value) in run {
+        family(&mut out, metric, help);
+        let _ = writeln!(out, "{metric} {value}");
+    }
+    out
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn family(out: &mut String, metric: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {metric} {help}");
+    let _ = writeln!(out, "# TYPE {metric} gauge");
+}
+
+/// Whether the result is of an HTTP(S) target (not TCP, not an invalid line).
+fn is_http(result: &CheckResult) -> bool {
+    result.error_kind != Some(crate::outcome::ErrorKind::Invalid)
+        && (result.target.starts_with("http://") || result.target.starts_with("https://"))
+}
+
+/// One result per `target` and `name`: the first that failed, else the first.
+fn one_per_series(results: &[CheckResult]) -> Vec<&CheckResult> {
+    let mut chosen: Vec<&CheckResult> = Vec::with_capacity(results.len());
+    let mut index: HashMap<(&str, Option<&str>), usize> = HashMap::new();
+    for result in results {
+        let key = (result.target.as_str(), result.name.as_deref());
+        match index.get(&key) {
+            Some(&at) => {
+                if chosen[at].ok && !result.ok {
+                    chosen[at] = result;
+                }
+            }
+            None => {
+                index.insert(key, chosen.len());
+                chosen.push(result);
+            }
+        }
+    }
+    chosen
+}
+
+/// A label value escaped as the text format asks: backslash, double quote and line feed.
+pub fn escape_label(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{ErrorKind, Failure};
+    use crate::report::sample_result as result;
+    use std::time::Duration;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label("a\nb"), r"a\nb");
+        assert_eq!(escape_label("http://x/?a=1,b=2"), "http://x/?a=1,b=2");
+    }
+
+    #[test]
+    fn a_target_listed_twice_is_one_series_and_failures_win() {
+        let down = Failure::new(ErrorKind::Status, "500");
+        let results = [
+            result(0, "http://a/", None),
+            result(1, "http://a/", Some(down)),
+            result(2, "tcp://b:1", None),
+        ];
+        let series = one_per_series(&results);
+        assert_eq!(series.len(), 2);
+        assert!(!series[0].ok);
+        let summary = crate::summary::Tallies::default().summary(Duration::from_secs(1));
+        let text = render(&results, &summary);
+        assert!(text.contains("probe_success{target=\"http://a/\"} 0\n"));
+        assert!(text.contains("probe_duration_seconds{target=\"tcp://b:1\"} 1.5\n"));
+        assert!(!text.contains("probe_http_status_code{target=\"tcp://b:1\"}"));
+        assert!(!text.contains("probe_ssl_earliest_cert_expiry"));
+        assert!(!text.contains("name="));
+    }
+}
