@@ -217,7 +217,7 @@ fn a_checks_file_that_is_not_toml_is_a_usage_error_before_probing() {
 
 #[test]
 fn the_example_checks_file_is_valid() {
-    let text = include_str!("../checks.example.toml");
+    let text = include_str!("../examples/checks.example.toml");
     let entries = upcheck::checks::parse("checks.example.toml", text).expect("valid TOML");
     assert!(entries.len() >= 4);
     for entry in &entries {
