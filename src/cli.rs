@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, ValueEnum, ValueHint};
+use clap_complete::Shell;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 
@@ -21,11 +22,11 @@ use reqwest::Method;
 )]
 pub struct Cli {
     /// Endpoint lists, one target per line; '-' reads standard input
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub files: Vec<PathBuf>,
 
     /// Add one endpoint (repeatable)
-    #[arg(short = 'u', long = "url", value_name = "URL")]
+    #[arg(short = 'u', long = "url", value_name = "URL", value_hint = ValueHint::Url)]
     pub urls: Vec<String>,
 
     /// Probes in flight at once, over all hosts
@@ -87,6 +88,20 @@ pub struct Cli {
     /// When to draw a progress bar on stderr: auto (if stderr is a terminal), always, never
     #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressWhen::Auto, hide_possible_values = true)]
     pub progress: ProgressWhen,
+
+    /// Print a completion script for bash, zsh or fish (also elvish, powershell) and exit
+    #[arg(
+        long,
+        value_name = "SHELL",
+        value_enum,
+        exclusive = true,
+        hide_possible_values = true
+    )]
+    pub completions: Option<Shell>,
+
+    /// Print the man page (roff) and exit
+    #[arg(long, exclusive = true)]
+    pub man: bool,
 }
 
 /// How results are printed on stdout.

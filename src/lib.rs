@@ -13,6 +13,7 @@ pub mod report;
 pub mod resolve;
 pub mod retry;
 pub mod schedule;
+pub mod shell;
 pub mod stop;
 pub mod summary;
 pub mod text;
@@ -40,6 +41,11 @@ const RESULT_QUEUE: usize = 4096;
 
 /// Runs one check of everything `cli` names and returns the exit status.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    // Before anything that needs targets: these print and exit on their own.
+    if let Some(printed) = shell::print_requested(&cli) {
+        printed?;
+        return Ok(exit::HEALTHY);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -15,3 +15,5 @@ mod tcp;
 mod schedule;
 // Output: text, json, jsonl, the schema, colour, progress, a closed stdout.
 mod output;
+// Completion scripts and the man page.
+mod shell;
