@@ -9,6 +9,8 @@ use clap_complete::Shell;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 
+use crate::rate::Rate;
+
 /// The options and arguments, exactly as the contract names them.
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +38,10 @@ pub struct Cli {
     /// Probes in flight at once to one host:port
     #[arg(long, value_name = "N", default_value = "10", value_parser = parse_count)]
     pub per_host: usize,
+
+    /// Start at most N requests per second over the whole run, retries included (0.5: one every 2s)
+    #[arg(long, value_name = "N", value_parser = Rate::parse)]
+    pub rate: Option<Rate>,
 
     /// Limit for one attempt: connect, TLS, headers and the body part read
     #[arg(short = 't', long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]

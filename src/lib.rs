@@ -9,6 +9,7 @@ pub mod input;
 pub mod outcome;
 pub mod probe;
 pub mod progress;
+pub mod rate;
 pub mod report;
 pub mod resolve;
 pub mod retry;
@@ -31,6 +32,7 @@ use crate::cli::Format;
 use crate::input::Inputs;
 use crate::probe::{ProbeSettings, Prober};
 use crate::progress::Progress;
+use crate::rate::Pacer;
 use crate::report::{ReportStyle, Reporter};
 use crate::retry::RetryPolicy;
 use crate::schedule::{Engine, Limits};
@@ -85,6 +87,7 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
             concurrency: cli.concurrency,
             per_host: cli.per_host,
         },
+        pacer: Pacer::new(cli.rate),
     });
 
     let (trigger, stop) = stop::channel();

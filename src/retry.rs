@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::input::Target;
 use crate::outcome::{ErrorKind, Failure, Verdict};
 use crate::probe::{Attempt, Prober};
+use crate::rate::Pacer;
 use crate::text::human_duration;
 
 /// Longest `Retry-After` honoured; a server asking for more is treated as a final answer.
@@ -50,14 +51,17 @@ pub struct RetryPolicy {
     pub deadline: Option<Instant>,
 }
 
-/// Checks `target` until it is healthy, fails for good, or runs out of retries.
+/// Checks `target` until it is healthy, fails for good, or runs out of retries; every
+/// attempt, a retry included, first waits for its turn under `--rate`.
 pub async fn check(
     prober: &Prober,
+    pacer: &Pacer,
     target: &Target,
     policy: RetryPolicy,
     tally: &mut Tally,
 ) -> Verdict {
     loop {
+        pacer.wait_turn().await;
         tally.attempts += 1;
         let attempt = prober.attempt(target).await;
         let retry_after = attempt.retry_after;

@@ -11,6 +11,7 @@ use crate::input::{Entry, Item, Target};
 use crate::outcome::{CheckResult, ErrorKind, Failure, Origin, Verdict};
 use crate::probe::Prober;
 use crate::progress::Progress;
+use crate::rate::Pacer;
 use crate::retry::{self, RetryPolicy, Tally};
 use crate::stop::Stop;
 use crate::text::human_duration;
@@ -40,6 +41,8 @@ pub struct Engine {
     pub policy: RetryPolicy,
     /// Concurrency bounds.
     pub limits: Limits,
+    /// Paces request starts (`--rate`).
+    pub pacer: Pacer,
 }
 
 /// Checks every entry from `entries`, sending one result per entry to `results`.
@@ -192,7 +195,7 @@ impl Task {
                 let checked = tokio::select! {
                     biased;
                     reason = self.stop.stopped() => Err(reason),
-                    verdict = retry::check(&self.engine.prober, &self.target, self.engine.policy, &mut tally) => Ok(verdict),
+                    verdict = retry::check(&self.engine.prober, &self.engine.pacer, &self.target, self.engine.policy, &mut tally) => Ok(verdict),
                 };
                 checked.unwrap_or_else(|reason| tally.cut_short(reason.failure()))
             }

@@ -15,5 +15,7 @@ mod tcp;
 mod schedule;
 // Output: text, json, jsonl, the schema, colour, progress, a closed stdout.
 mod output;
+// Pacing requests with --rate.
+mod rate;
 // Completion scripts and the man page.
 mod shell;
