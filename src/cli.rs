@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 
 use crate::rate::Rate;
+use crate::shard::Shard;
 
 /// The options and arguments, exactly as the contract names them.
 #[derive(Debug, Parser)]
@@ -30,6 +31,10 @@ pub struct Cli {
     /// Add one endpoint (repeatable)
     #[arg(short = 'u', long = "url", value_name = "URL", value_hint = ValueHint::Url)]
     pub urls: Vec<String>,
+
+    /// Check only shard K of N (K from 0 to N-1), split by a stable hash of each target
+    #[arg(long, value_name = "K/N", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
 
     /// Probes in flight at once, over all hosts
     #[arg(short = 'c', long, value_name = "N", default_value = "50", value_parser = parse_count)]

@@ -11,6 +11,7 @@ use reqwest::Url;
 use tokio::sync::mpsc;
 
 use crate::outcome::Origin;
+use crate::shard::ShardFilter;
 
 /// Longest line accepted; longer ones become `invalid` results without being held in memory.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -112,25 +113,26 @@ impl Inputs {
         Ok(Inputs { sources })
     }
 
-    /// Streams every entry, in input order, from a thread of its own.
+    /// Streams every entry that `shard` keeps, in input order, from a thread of its own.
     ///
     /// A plain thread rather than tokio's blocking pool: a read blocked on a terminal or
     /// a silent pipe must not keep the process from exiting when the run ends.
-    pub fn stream(self) -> mpsc::Receiver<Item> {
+    pub fn stream(self, shard: ShardFilter) -> mpsc::Receiver<Item> {
         let (sender, receiver) = mpsc::channel(READ_AHEAD);
+        let outlet = Outlet { sender, shard };
         thread::spawn(move || {
             let mut numbering = Numbering::default();
             for source in self.sources {
                 let sent = match source {
                     Source::Stdin => {
-                        read_list("-".into(), io::stdin().lock(), &mut numbering, &sender)
+                        read_list("-".into(), io::stdin().lock(), &mut numbering, &outlet)
                     }
                     Source::File { name, file } => {
-                        read_list(name, BufReader::new(file), &mut numbering, &sender)
+                        read_list(name, BufReader::new(file), &mut numbering, &outlet)
                     }
                     Source::Urls(urls) => urls.into_iter().all(|url| {
                         let origin = numbering.next(URL_SOURCE.into(), None);
-                        sender.blocking_send(Ok(parse_entry(origin, url))).is_ok()
+                        outlet.entry(parse_entry(origin, url))
                     }),
                 };
                 if !sent {
@@ -139,6 +141,24 @@ impl Inputs {
             }
         });
         receiver
+    }
+}
+
+/// Where the reader's entries go: to the scheduler, less those another shard checks.
+struct Outlet {
+    sender: mpsc::Sender<Item>,
+    shard: ShardFilter,
+}
+
+impl Outlet {
+    /// Passes `entry` on if this shard checks it; false when reading must stop.
+    fn entry(&self, entry: Entry) -> bool {
+        !self.shard.keeps(&entry.text) || self.sender.blocking_send(Ok(entry)).is_ok()
+    }
+
+    /// Passes on the error that stopped reading.
+    fn error(&self, err: anyhow::Error) {
+        let _ = self.sender.blocking_send(Err(err));
     }
 }
 
@@ -161,7 +181,7 @@ fn read_list(
     name: Arc<str>,
     mut reader: impl BufRead,
     numbering: &mut Numbering,
-    sender: &mpsc::Sender<Item>,
+    outlet: &Outlet,
 ) -> bool {
     let mut buffer = Vec::new();
     let mut line_number = 0u64;
@@ -172,7 +192,7 @@ fn read_list(
             Err(err) => {
                 let err = anyhow::Error::new(err)
                     .context(format!("error reading '{name}' after line {line_number}"));
-                let _ = sender.blocking_send(Err(err));
+                outlet.error(err);
                 return false;
             }
         };
@@ -204,7 +224,7 @@ fn read_list(
             }),
         };
         if let Some(entry) = entry {
-            if sender.blocking_send(Ok(entry)).is_err() {
+            if !outlet.entry(entry) {
                 return false;
             }
         }
@@ -325,9 +345,13 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
 #[cfg(test)]
 fn entries_of(input: &[u8]) -> Vec<Entry> {
     let (sender, mut receiver) = mpsc::channel(4096);
+    let outlet = Outlet {
+        sender,
+        shard: ShardFilter::default(),
+    };
     let mut numbering = Numbering::default();
-    assert!(read_list("t".into(), input, &mut numbering, &sender));
-    drop(sender);
+    assert!(read_list("t".into(), input, &mut numbering, &outlet));
+    drop(outlet);
     let mut entries = Vec::new();
     while let Ok(item) = receiver.try_recv() {
         entries.push(item.expect("in-memory reads cannot fail"));

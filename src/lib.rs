@@ -14,6 +14,7 @@ pub mod report;
 pub mod resolve;
 pub mod retry;
 pub mod schedule;
+pub mod shard;
 pub mod shell;
 pub mod stop;
 pub mod summary;
@@ -36,6 +37,7 @@ use crate::rate::Pacer;
 use crate::report::{ReportStyle, Reporter};
 use crate::retry::RetryPolicy;
 use crate::schedule::{Engine, Limits};
+use crate::shard::ShardFilter;
 
 /// Results queued for the reporter: enough to ride out a slow terminal briefly, then the
 /// probes wait for it (back-pressure rather than unbounded memory).
@@ -109,7 +111,9 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     let mut report =
         tokio::task::spawn_blocking(move || reporter.consume(&mut received).map(|()| reporter));
 
-    let schedule = schedule::run(engine, inputs.stream(), stop.clone(), progress, results);
+    let shard = ShardFilter::new(cli.shard);
+    let entries = inputs.stream(shard.clone());
+    let schedule = schedule::run(engine, entries, stop.clone(), progress, results);
     let read_error = tokio::select! {
         read_error = schedule => read_error,
         // The reporter holds on until the last result, so ending first means stdout failed.
@@ -124,7 +128,13 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
         .context("cannot write results")?;
 
     if reporter.tallies().total() == 0 && read_error.is_none() {
-        bail!("no targets to check: the input holds only blank lines and comments");
+        match shard.shard() {
+            // Another shard has them all: normal for a short list spread over many machines.
+            Some(kept) if shard.others() > 0 => eprintln!(
+                "upcheck: shard {kept} has nothing to check: every target falls in another shard"
+            ),
+            _ => bail!("no targets to check: the input holds only blank lines and comments"),
+        }
     }
     if let Some(err) = &read_error {
         eprintln!("upcheck: {err:#}");

@@ -17,5 +17,7 @@ mod schedule;
 mod output;
 // Pacing requests with --rate.
 mod rate;
+// Splitting a list over machines with --shard.
+mod shard;
 // Completion scripts and the man page.
 mod shell;
