@@ -5,9 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, ValueEnum, ValueHint};
+use clap_complete::Shell;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
+
+use crate::rate::Rate;
+use crate::shard::Shard;
 
 /// The options and arguments, exactly as the contract names them.
 #[derive(Debug, Parser)]
@@ -23,16 +27,19 @@ use reqwest::Method;
 )]
 pub struct Cli {
     /// Endpoint lists, one target per line; '-' reads standard input
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub files: Vec<PathBuf>,
 
     /// Add one endpoint (repeatable)
-    #[arg(short = 'u', long = "url", value_name = "URL")]
+    #[arg(short = 'u', long = "url", value_name = "URL", value_hint = ValueHint::Url)]
     pub urls: Vec<String>,
 
     /// Checks file: [[check]] tables in TOML, each with its own settings (repeatable)
     #[arg(long = "checks", value_name = "FILE")]
     pub checks: Vec<PathBuf>,
+    /// Check only shard K of N (K from 0 to N-1), split by a stable hash of each target
+    #[arg(long, value_name = "K/N", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
 
     /// Probes in flight at once, over all hosts
     #[arg(short = 'c', long, value_name = "N", default_value = "50", value_parser = parse_count)]
@@ -41,6 +48,10 @@ pub struct Cli {
     /// Probes in flight at once to one host:port
     #[arg(long, value_name = "N", default_value = "10", value_parser = parse_count)]
     pub per_host: usize,
+
+    /// Start at most N requests per second over the whole run, retries included (0.5: one every 2s)
+    #[arg(long, value_name = "N", value_parser = Rate::parse)]
+    pub rate: Option<Rate>,
 
     /// Limit for one attempt: connect, TLS, headers and the body part read
     #[arg(short = 't', long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
@@ -109,6 +120,20 @@ pub struct Cli {
     /// When to draw a progress bar on stderr: auto (if stderr is a terminal), always, never
     #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressWhen::Auto, hide_possible_values = true)]
     pub progress: ProgressWhen,
+
+    /// Print a completion script for bash, zsh or fish (also elvish, powershell) and exit
+    #[arg(
+        long,
+        value_name = "SHELL",
+        value_enum,
+        exclusive = true,
+        hide_possible_values = true
+    )]
+    pub completions: Option<Shell>,
+
+    /// Print the man page (roff) and exit
+    #[arg(long, exclusive = true)]
+    pub man: bool,
 }
 
 /// How results are printed on stdout.

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use crate::checks::{self, Check, CheckEntry};
 use crate::outcome::Origin;
 use crate::progress::Progress;
+use crate::shard::ShardFilter;
 
 /// Longest line accepted; longer ones become `invalid` results without being held in memory.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -142,22 +143,28 @@ impl Inputs {
         Ok(Inputs { sources })
     }
 
-    /// Streams every entry, in input order, from a thread of its own, counting each on the
-    /// progress bar as it is read (so a short list's length is known at once).
+    /// Streams every entry that `shard` keeps, in input order, from a thread of its own,
+    /// counting each on the progress bar as it is read (so a short list's length is known
+    /// at once).
     ///
     /// A plain thread rather than tokio's blocking pool: a read blocked on a terminal or
     /// a silent pipe must not keep the process from exiting when the run ends.
-    pub fn stream(self, progress: Progress) -> mpsc::Receiver<Item> {
+    pub fn stream(self, progress: Progress, shard: ShardFilter) -> mpsc::Receiver<Item> {
         let (sender, receiver) = mpsc::channel(READ_AHEAD);
+        let outlet = Outlet {
+            sender,
+            shard,
+            progress,
+        };
         thread::spawn(move || {
-            let mut numbering = Numbering::new(progress);
+            let mut numbering = Numbering::default();
             for source in self.sources {
                 let sent = match source {
                     Source::Stdin => {
-                        read_list("-".into(), io::stdin().lock(), &mut numbering, &sender)
+                        read_list("-".into(), io::stdin().lock(), &mut numbering, &outlet)
                     }
                     Source::File { name, reader } => {
-                        read_list(name, reader, &mut numbering, &sender)
+                        read_list(name, reader, &mut numbering, &outlet)
                     }
                     Source::Checks { name, entries } => entries.into_iter().all(|entry| {
                         let entry = Entry {
@@ -166,11 +173,11 @@ impl Inputs {
                             target: entry.target,
                             check: Some(entry.check),
                         };
-                        sender.blocking_send(Ok(entry)).is_ok()
+                        outlet.entry(entry)
                     }),
                     Source::Urls(urls) => urls.into_iter().all(|url| {
                         let origin = numbering.next(URL_SOURCE.into(), None);
-                        sender.blocking_send(Ok(parse_entry(origin, url))).is_ok()
+                        outlet.entry(parse_entry(origin, url))
                     }),
                 };
                 if !sent {
@@ -198,24 +205,40 @@ fn open_checks(path: &Path) -> anyhow::Result<Source> {
     Ok(Source::Checks { name, entries })
 }
 
-/// Hands out positions in the whole input, and counts them on the progress bar.
-struct Numbering {
-    next_seq: u64,
+/// Where the reader's entries go: to the scheduler (and the progress bar), less those
+/// another shard checks.
+struct Outlet {
+    sender: mpsc::Sender<Item>,
+    shard: ShardFilter,
     progress: Progress,
 }
 
-impl Numbering {
-    fn new(progress: Progress) -> Self {
-        Numbering {
-            next_seq: 0,
-            progress,
+impl Outlet {
+    /// Passes `entry` on if this shard checks it; false when reading must stop.
+    fn entry(&self, entry: Entry) -> bool {
+        if !self.shard.keeps(&entry.text) {
+            return true;
         }
+        self.progress.target_read();
+        self.sender.blocking_send(Ok(entry)).is_ok()
     }
 
+    /// Passes on the error that stopped reading.
+    fn error(&self, err: anyhow::Error) {
+        let _ = self.sender.blocking_send(Err(err));
+    }
+}
+
+/// Hands out positions in the whole input.
+#[derive(Default)]
+struct Numbering {
+    next_seq: u64,
+}
+
+impl Numbering {
     fn next(&mut self, source: Arc<str>, line: Option<u64>) -> Origin {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.progress.target_read();
         Origin { seq, source, line }
     }
 }
@@ -225,7 +248,7 @@ fn read_list(
     name: Arc<str>,
     mut reader: impl BufRead,
     numbering: &mut Numbering,
-    sender: &mpsc::Sender<Item>,
+    outlet: &Outlet,
 ) -> bool {
     let mut buffer = Vec::new();
     let mut line_number = 0u64;
@@ -236,7 +259,7 @@ fn read_list(
             Err(err) => {
                 let err = anyhow::Error::new(err)
                     .context(format!("error reading '{name}' after line {line_number}"));
-                let _ = sender.blocking_send(Err(err));
+                outlet.error(err);
                 return false;
             }
         };
@@ -270,7 +293,7 @@ fn read_list(
             }),
         };
         if let Some(entry) = entry {
-            if sender.blocking_send(Ok(entry)).is_err() {
+            if !outlet.entry(entry) {
                 return false;
             }
         }
@@ -395,9 +418,18 @@ mod tests {
     /// Reads all of a small reader into entries; used by tests of the line format.
     fn entries_of(input: &[u8]) -> Vec<Entry> {
         let (sender, mut receiver) = mpsc::channel(4096);
-        let mut numbering = Numbering::new(Progress::new(crate::cli::ProgressWhen::Never));
-        assert!(read_list("t".into(), input, &mut numbering, &sender));
-        drop(sender);
+        let outlet = Outlet {
+            sender,
+            shard: ShardFilter::default(),
+            progress: Progress::new(crate::cli::ProgressWhen::Never),
+        };
+        assert!(read_list(
+            "t".into(),
+            input,
+            &mut Numbering::default(),
+            &outlet
+        ));
+        drop(outlet);
         let mut entries = Vec::new();
         while let Ok(item) = receiver.try_recv() {
             entries.push(item.expect("in-memory reads cannot fail"));

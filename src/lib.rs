@@ -14,10 +14,13 @@ pub mod outcome;
 pub mod output;
 pub mod probe;
 pub mod progress;
+pub mod rate;
 pub mod report;
 pub mod resolve;
 pub mod retry;
 pub mod schedule;
+pub mod shard;
+pub mod shell;
 pub mod stop;
 pub mod summary;
 pub mod text;
@@ -40,9 +43,11 @@ use crate::input::Inputs;
 use crate::output::Output;
 use crate::probe::{ProbeSettings, Prober};
 use crate::progress::Progress;
+use crate::rate::Pacer;
 use crate::report::{nagios, ReportStyle, Reporter};
 use crate::retry::RetryPolicy;
 use crate::schedule::{Engine, Limits};
+use crate::shard::ShardFilter;
 
 /// Results queued for the reporter: enough to ride out a slow terminal briefly, then the
 /// probes wait for it (back-pressure rather than unbounded memory).
@@ -80,6 +85,11 @@ pub fn main_with_args(args: Vec<OsString>) -> u8 {
 
 /// Runs one check of everything `cli` names and returns the exit status.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    // Before anything that needs targets: these print and exit on their own.
+    if let Some(printed) = shell::print_requested(&cli) {
+        printed?;
+        return Ok(exit::HEALTHY);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,6 +136,7 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
             per_host: cli.per_host,
         },
         slow: cli.slow,
+        pacer: Pacer::new(cli.rate),
     });
 
     let (trigger, stop) = stop::channel();
@@ -147,13 +158,9 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     let mut report =
         tokio::task::spawn_blocking(move || reporter.consume(&mut received).map(|()| reporter));
 
-    let schedule = schedule::run(
-        engine,
-        inputs.stream(progress.clone()),
-        stop.clone(),
-        progress,
-        results,
-    );
+    let shard = ShardFilter::new(cli.shard);
+    let entries = inputs.stream(progress.clone(), shard.clone());
+    let schedule = schedule::run(engine, entries, stop.clone(), progress, results);
     let read_error = tokio::select! {
         read_error = schedule => read_error,
         // The reporter holds on until the last result, so ending first means stdout failed.
@@ -168,7 +175,13 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
         .context("cannot write results")?;
 
     if reporter.tallies().total() == 0 && read_error.is_none() {
-        bail!("no targets to check: the input holds only blank lines and comments");
+        match shard.shard() {
+            // Another shard has them all: normal for a short list spread over many machines.
+            Some(kept) if shard.others() > 0 => eprintln!(
+                "upcheck: shard {kept} has nothing to check: every target falls in another shard"
+            ),
+            _ => bail!("no targets to check: the input holds only blank lines and comments"),
+        }
     }
     if let Some(err) = &read_error {
         eprintln!("upcheck: {err:#}");

@@ -10,6 +10,7 @@ use crate::checks::Overrides;
 use crate::input::Target;
 use crate::outcome::{ErrorKind, Failure, Verdict};
 use crate::probe::{Attempt, Prober};
+use crate::rate::Pacer;
 use crate::text::human_duration;
 
 /// Longest `Retry-After` honoured; a server asking for more is treated as a final answer.
@@ -58,9 +59,11 @@ pub struct RetryPolicy {
 }
 
 /// Checks `target` (with its checks-file `overrides`, if any) until it is healthy, fails for
-/// good, or runs out of retries.
+/// good, or runs out of retries; every attempt, a retry included, first waits for its turn
+/// under `--rate`.
 pub async fn check(
     prober: &Prober,
+    pacer: &Pacer,
     target: &Target,
     overrides: Option<&Overrides>,
     policy: RetryPolicy,
@@ -68,6 +71,7 @@ pub async fn check(
 ) -> Verdict {
     let mut waited_for_files = Duration::ZERO;
     loop {
+        pacer.wait_turn().await;
         tally.attempts += 1;
         let attempt = prober.attempt(target, overrides).await;
         // Out of file descriptors is back-pressure: wait for sockets to free up, without

@@ -12,6 +12,7 @@ use crate::input::{Entry, Item, Target};
 use crate::outcome::{CheckResult, ErrorKind, Failure, Origin, Verdict};
 use crate::probe::Prober;
 use crate::progress::Progress;
+use crate::rate::Pacer;
 use crate::retry::{self, RetryPolicy, Tally};
 use crate::stop::Stop;
 use crate::text::human_duration;
@@ -43,6 +44,8 @@ pub struct Engine {
     pub limits: Limits,
     /// Healthy results slower than this are marked slow.
     pub slow: Option<Duration>,
+    /// Paces request starts (`--rate`).
+    pub pacer: Pacer,
 }
 
 /// Checks every entry from `entries`, sending one result per entry to `results`.
@@ -214,7 +217,7 @@ impl Task {
                 let checked = tokio::select! {
                     biased;
                     reason = self.stop.stopped() => Err(reason),
-                    verdict = retry::check(&self.engine.prober, &self.target, overrides, self.engine.policy, &mut tally) => Ok(verdict),
+                    verdict = retry::check(&self.engine.prober, &self.engine.pacer, &self.target, overrides, self.engine.policy, &mut tally) => Ok(verdict),
                 };
                 checked.unwrap_or_else(|reason| tally.cut_short(reason.failure()))
             }

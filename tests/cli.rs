@@ -21,6 +21,11 @@ fn assert_usage_error(args: &[&str], names: &str) {
 fn bad_option_values_are_usage_errors_that_name_the_option() {
     assert_usage_error(&["-c", "0"], "--concurrency");
     assert_usage_error(&["--per-host", "none"], "--per-host");
+    assert_usage_error(&["--rate", "0"], "--rate");
+    assert_usage_error(&["--rate", "fast"], "--rate");
+    assert_usage_error(&["--shard", "4/4"], "--shard");
+    assert_usage_error(&["--shard", "1"], "--shard");
+    assert_usage_error(&["--shard", "0/0"], "--shard");
     assert_usage_error(&["-t", "5 parsecs"], "--timeout");
     assert_usage_error(&["-d", "0s"], "--deadline");
     assert_usage_error(&["--retries", "many"], "--retries");

@@ -25,3 +25,9 @@ mod checks;
 mod cert;
 // Slow marking, Prometheus and Nagios output, -o.
 mod formats;
+// Pacing requests with --rate.
+mod rate;
+// Splitting a list over machines with --shard.
+mod shard;
+// Completion scripts and the man page.
+mod shell;
