@@ -174,7 +174,8 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
         .context("the reporter stopped")?
         .context("cannot write results")?;
 
-    if reporter.tallies().total() == 0 && read_error.is_none() {
+    // A signal or the deadline before the first line is a cut-short run, not an empty list.
+    if reporter.tallies().total() == 0 && read_error.is_none() && stop.reason().is_none() {
         match shard.shard() {
             // Another shard has them all: normal for a short list spread over many machines.
             Some(kept) if shard.others() > 0 => eprintln!(

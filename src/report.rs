@@ -78,7 +78,7 @@ impl<W: Write> Reporter<W> {
     /// run that took `elapsed` and ended as `end`; hands back the output, all written.
     pub fn finish(mut self, elapsed: Duration, end: &RunEnd) -> io::Result<W> {
         self.progress.finish();
-        let summary = self.tallies.summary(elapsed);
+        let summary = self.tallies.summary(elapsed, end.stop.is_some());
         match self.style.format {
             Format::Text => {
                 let line = summary_line(&summary, self.style.color);

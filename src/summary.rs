@@ -88,8 +88,9 @@ impl Tallies {
         self.cert_expiring
     }
 
-    /// The summary of everything counted, for a run that took `elapsed`.
-    pub fn summary(&self, elapsed: Duration) -> Summary {
+    /// The summary of everything counted, for a run that took `elapsed` (and was `stopped`
+    /// early by the deadline or a signal, which makes it incomplete).
+    pub fn summary(&self, elapsed: Duration, stopped: bool) -> Summary {
         Summary {
             total: self.total,
             ok: self.ok,
@@ -97,7 +98,7 @@ impl Tallies {
             skipped: self.skipped,
             slow: self.slow,
             elapsed_ms: millis(elapsed),
-            complete: self.skipped == 0,
+            complete: self.skipped == 0 && !stopped,
             latency_ms: Percentiles {
                 p50: self.latencies.percentile(50.0).map(millis),
                 p95: self.latencies.percentile(95.0).map(millis),

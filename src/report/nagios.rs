@@ -249,7 +249,7 @@ mod tests {
         for n in 0..healthy {
             tallies.record(&result(100 + n, "http://ok/", None, false));
         }
-        tallies.summary(Duration::from_millis(1234))
+        tallies.summary(Duration::from_millis(1234), false)
     }
 
     fn end_of(summary: &Summary, cert_expiring: u64) -> RunEnd {

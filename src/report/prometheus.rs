@@ -158,7 +158,7 @@ mod tests {
         let series = one_per_series(&results);
         assert_eq!(series.len(), 2);
         assert!(!series[0].ok);
-        let summary = crate::summary::Tallies::default().summary(Duration::from_secs(1));
+        let summary = crate::summary::Tallies::default().summary(Duration::from_secs(1), false);
         let text = render(&results, &summary);
         assert!(text.contains("probe_success{target=\"http://a/\"} 0\n"));
         assert!(text.contains("probe_duration_seconds{target=\"tcp://b:1\"} 1.5\n"));
