@@ -89,7 +89,13 @@ impl Attempt {
     fn out_of_files(latency: Duration, err: &io::Error) -> Self {
         Attempt {
             out_of_files: true,
-            ..Attempt::failed(latency, Failure::new(ErrorKind::Other, err.to_string()))
+            ..Attempt::failed(
+                latency,
+                Failure::new(
+                    ErrorKind::Other,
+                    format!("out of file descriptors ({err}): raise 'ulimit -n' or lower -c"),
+                ),
+            )
         }
     }
 }
