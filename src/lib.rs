@@ -90,7 +90,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         printed?;
         return Ok(exit::HEALTHY);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One runtime thread: probes wait on the network, not the CPU, and with several workers
+    // most of the CPU went to threads waking each other (futex) rather than to probing.
+    // Name resolution and the reporter still run on threads of their own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
