@@ -1,11 +1,11 @@
 //! The scheduler: feeds targets to probes within the concurrency limits, and gives every
 //! target exactly one result however the run ends.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::checks::Check;
 use crate::input::{Entry, Item, Target};
@@ -14,16 +14,16 @@ use crate::probe::Prober;
 use crate::progress::Progress;
 use crate::rate::Pacer;
 use crate::retry::{self, RetryPolicy, Tally};
-use crate::stop::Stop;
+use crate::stop::{Stop, StopReason};
 use crate::text::human_duration;
 
 /// How long the rest of the input may stall after a stop before reading gives up: a file
 /// never stalls, but a pipe whose writer stays open would otherwise hold the run forever.
 const SETTLE_STALL: Duration = Duration::from_millis(500);
 
-/// Host limiters kept before dead ones are swept, so a list of a million distinct hosts
-/// keeps only those in flight.
-const HOST_SWEEP_MIN: usize = 1024;
+/// Targets parked behind busy hosts while the reader looks ahead for other hosts: enough
+/// to keep every slot busy on a list sorted by host, few enough that memory stays flat.
+const MAX_PARKED: usize = 4096;
 
 /// The two bounds on probes in flight.
 #[derive(Clone, Copy, Debug)]
@@ -50,8 +50,9 @@ pub struct Engine {
 
 /// Checks every entry from `entries`, sending one result per entry to `results`.
 ///
-/// Returns when the input is exhausted (or unreadable: the error is returned); probes still
-/// in flight then finish on their own, and `results` closes when the last one has reported.
+/// Returns when the input is exhausted (or unreadable: the error is returned) and every
+/// target has started; probes still in flight then finish on their own, and `results`
+/// closes when the last one has reported.
 pub async fn run(
     engine: Arc<Engine>,
     mut entries: mpsc::Receiver<Item>,
@@ -59,64 +60,158 @@ pub async fn run(
     progress: Progress,
     results: mpsc::Sender<CheckResult>,
 ) -> Option<anyhow::Error> {
-    let in_flight = Arc::new(Semaphore::new(engine.limits.concurrency));
-    let mut hosts = HostLimits::new(engine.limits.per_host);
-    loop {
-        let item = tokio::select! {
+    let (done, mut finished) = mpsc::unbounded_channel();
+    let mut dispatcher = Dispatcher {
+        engine,
+        stop: stop.clone(),
+        results: results.clone(),
+        done,
+        hosts: HashMap::new(),
+        in_flight: 0,
+        parked: 0,
+    };
+    let (mut reading, mut read_error) = (true, None);
+    while reading || dispatcher.parked > 0 {
+        tokio::select! {
             biased;
-            _ = stop.stopped() => break,
-            item = entries.recv() => item,
+            reason = stop.stopped() => {
+                if !dispatcher.release_parked(reason).await {
+                    return None;
+                }
+                return match read_error {
+                    Some(err) => Some(err),
+                    None if reading => settle_unread(entries, stop, progress, results).await,
+                    None => None,
+                };
+            }
+            Some(host) = finished.recv() => dispatcher.finished(host),
+            item = entries.recv(), if reading && dispatcher.has_room() => match item {
+                None => reading = false,
+                Some(Err(err)) => (reading, read_error) = (false, Some(err)),
+                Some(Ok(entry)) => {
+                    let Entry { origin, text, target, check } = entry;
+                    match target {
+                        Ok(target) => dispatcher.start_or_park(Pending { origin, text, target, check }),
+                        Err(invalid) => {
+                            let failure = invalid_failure(invalid);
+                            if !send_unprobed(&results, origin, text, check.as_deref(), failure).await {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    }
+    read_error
+}
+
+/// A target ready to probe, with what its result needs.
+struct Pending {
+    origin: Origin,
+    text: String,
+    target: Target,
+    check: Option<Box<Check>>,
+}
+
+/// One host:port's probes in flight, and the targets parked until one of them finishes.
+#[derive(Default)]
+struct HostQueue {
+    running: usize,
+    parked: VecDeque<Pending>,
+}
+
+/// Starts probes within both limits. A target whose host is busy is parked behind that
+/// host, and the reader goes on to targets of other hosts, so a list sorted by host keeps
+/// every `-c` slot busy; live tasks never outnumber `-c`, and parked targets are bounded.
+struct Dispatcher {
+    engine: Arc<Engine>,
+    stop: Stop,
+    results: mpsc::Sender<CheckResult>,
+    done: mpsc::UnboundedSender<String>,
+    hosts: HashMap<String, HostQueue>,
+    in_flight: usize,
+    parked: usize,
+}
+
+impl Dispatcher {
+    /// Whether another entry may be taken from the input.
+    fn has_room(&self) -> bool {
+        self.in_flight < self.engine.limits.concurrency && self.parked < MAX_PARKED
+    }
+
+    /// Starts `pending` if its host has a free slot, else parks it behind that host.
+    fn start_or_park(&mut self, pending: Pending) {
+        let host = pending.target.host_key();
+        let queue = self.hosts.entry(host.clone()).or_default();
+        if queue.running < self.engine.limits.per_host {
+            queue.running += 1;
+            self.spawn(host, pending);
+        } else {
+            queue.parked.push_back(pending);
+            self.parked += 1;
+        }
+    }
+
+    /// A probe to `host` has finished: its slot goes to the next target parked behind
+    /// that host (the `-c` slot it frees makes room for it), or is given back.
+    fn finished(&mut self, host: String) {
+        self.in_flight -= 1;
+        let Some(queue) = self.hosts.get_mut(&host) else {
+            return;
         };
-        let entry = match item {
-            None => return None,
-            Some(Err(err)) => return Some(err),
-            Some(Ok(entry)) => entry,
+        if let Some(next) = queue.parked.pop_front() {
+            self.parked -= 1;
+            self.spawn(host, next);
+            return;
+        }
+        queue.running -= 1;
+        if queue.running == 0 {
+            self.hosts.remove(&host);
+        }
+    }
+
+    fn spawn(&mut self, host: String, pending: Pending) {
+        self.in_flight += 1;
+        let task = Task {
+            engine: self.engine.clone(),
+            origin: pending.origin,
+            text: pending.text,
+            target: pending.target,
+            check: pending.check,
+            stop: self.stop.clone(),
+            results: self.results.clone(),
         };
-        let target = match entry.target {
-            Ok(target) => target,
-            Err(invalid) => {
+        let done = self.done.clone();
+        tokio::spawn(async move {
+            task.run().await;
+            // The dispatcher may be gone when the run is ending; then nobody needs to know.
+            let _ = done.send(host);
+        });
+    }
+
+    /// After a stop, gives every parked target the stop's failure; false when the report
+    /// has ended.
+    async fn release_parked(&mut self, reason: StopReason) -> bool {
+        for queue in self.hosts.values_mut() {
+            for pending in queue.parked.drain(..) {
+                let check = pending.check.as_deref();
                 if !send_unprobed(
-                    &results,
-                    entry.origin,
-                    entry.text,
-                    entry.check.as_deref(),
-                    invalid_failure(invalid),
+                    &self.results,
+                    pending.origin,
+                    pending.text,
+                    check,
+                    reason.failure(),
                 )
                 .await
                 {
-                    return None;
+                    return false;
                 }
-                continue;
             }
-        };
-        // The permit is taken before the task exists, so live tasks never outnumber it.
-        let permit = tokio::select! {
-            biased;
-            reason = stop.stopped() => {
-                if !send_unprobed(&results, entry.origin, entry.text, entry.check.as_deref(), reason.failure()).await {
-                    return None;
-                }
-                break;
-            }
-            permit = in_flight.clone().acquire_owned() => permit,
-        };
-        let Ok(permit) = permit else { break };
-        let host = hosts.limiter(target.host_key());
-        let task = Task {
-            engine: engine.clone(),
-            origin: entry.origin,
-            text: entry.text,
-            target,
-            check: entry.check,
-            stop: stop.clone(),
-            results: results.clone(),
-        };
-        tokio::spawn(async move {
-            task.run(host).await;
-            drop(permit);
-        });
+        }
+        self.parked = 0;
+        true
     }
-    settle_unread(entries, stop, progress, results).await
 }
 
 /// After a stop, reads the rest of the input without probing so every line gets its result.
@@ -203,25 +298,15 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, host: Arc<Semaphore>) {
-        let host_permit = tokio::select! {
+    async fn run(mut self) {
+        let overrides = self.check.as_deref().map(|check| &check.overrides);
+        let mut tally = Tally::default();
+        let checked = tokio::select! {
             biased;
             reason = self.stop.stopped() => Err(reason),
-            permit = host.acquire_owned() => Ok(permit),
+            verdict = retry::check(&self.engine.prober, &self.engine.pacer, &self.target, overrides, self.engine.policy, &mut tally) => Ok(verdict),
         };
-        let overrides = self.check.as_deref().map(|check| &check.overrides);
-        let mut verdict = match host_permit {
-            Err(reason) => Verdict::unattempted(reason.failure()),
-            Ok(_host_permit) => {
-                let mut tally = Tally::default();
-                let checked = tokio::select! {
-                    biased;
-                    reason = self.stop.stopped() => Err(reason),
-                    verdict = retry::check(&self.engine.prober, &self.engine.pacer, &self.target, overrides, self.engine.policy, &mut tally) => Ok(verdict),
-                };
-                checked.unwrap_or_else(|reason| tally.cut_short(reason.failure()))
-            }
-        };
+        let mut verdict = checked.unwrap_or_else(|reason| tally.cut_short(reason.failure()));
         verdict.slow = is_slow(&verdict, self.engine.slow);
         let check = self.check.as_deref();
         send(&self.results, self.origin, self.text, check, verdict).await;
@@ -233,36 +318,6 @@ fn is_slow(verdict: &Verdict, threshold: Option<Duration>) -> bool {
     match (threshold, verdict.latency) {
         (Some(threshold), Some(latency)) => verdict.failure.is_none() && latency > threshold,
         _ => false,
-    }
-}
-
-/// Per-host:port semaphores, kept only while some task holds them.
-struct HostLimits {
-    per_host: usize,
-    hosts: HashMap<String, Weak<Semaphore>>,
-    sweep_at: usize,
-}
-
-impl HostLimits {
-    fn new(per_host: usize) -> Self {
-        HostLimits {
-            per_host,
-            hosts: HashMap::new(),
-            sweep_at: HOST_SWEEP_MIN,
-        }
-    }
-
-    fn limiter(&mut self, key: String) -> Arc<Semaphore> {
-        if let Some(limiter) = self.hosts.get(&key).and_then(Weak::upgrade) {
-            return limiter;
-        }
-        if self.hosts.len() >= self.sweep_at {
-            self.hosts.retain(|_, limiter| limiter.strong_count() > 0);
-            self.sweep_at = (self.hosts.len() * 2).max(HOST_SWEEP_MIN);
-        }
-        let limiter = Arc::new(Semaphore::new(self.per_host));
-        self.hosts.insert(key, Arc::downgrade(&limiter));
-        limiter
     }
 }
 
@@ -284,18 +339,5 @@ mod tests {
         assert!(!is_slow(&verdict(150, None), None));
         let failed = Failure::new(ErrorKind::Status, "500");
         assert!(!is_slow(&verdict(150, Some(failed)), threshold));
-    }
-
-    #[test]
-    fn host_limiters_are_shared_while_held_and_swept_after() {
-        let mut hosts = HostLimits::new(2);
-        let first = hosts.limiter("a:80".into());
-        let again = hosts.limiter("a:80".into());
-        assert!(Arc::ptr_eq(&first, &again));
-        drop((first, again));
-        for n in 0..(HOST_SWEEP_MIN * 3) {
-            hosts.limiter(format!("h{n}:80"));
-        }
-        assert!(hosts.hosts.len() <= HOST_SWEEP_MIN + 1);
     }
 }

@@ -39,6 +39,28 @@ fn per_host_bounds_each_host_separately() {
 }
 
 #[test]
+fn a_list_sorted_by_host_does_not_wait_on_its_first_host() {
+    let (first, second) = (Server::start(), Server::start());
+    let mut lines = many(&first, "/slow/1000", 12);
+    lines.extend(many(&second, "/slow/1000", 3));
+    let list = list_file(&lines);
+    let run = upcheck(&["-c", "6", "--per-host", "3", "-f", "jsonl", path(&list)]);
+    assert_eq!(run.code, Some(0));
+    assert_eq!(run.jsonl().len(), 15);
+    let (first, second) = (first.seen(), second.seen());
+    assert_eq!((first.max_in_flight, second.max_in_flight), (3, 3));
+    // The second host's targets start beside the first host's first round, not after it:
+    // the targets behind the busy first host wait without holding a -c slot.
+    let gap = second.requests[0]
+        .at
+        .saturating_duration_since(first.requests[0].at);
+    assert!(
+        gap < Duration::from_millis(500),
+        "the second host waited {gap:?}"
+    );
+}
+
+#[test]
 fn tcp_targets_count_against_per_host() {
     let server = Server::start();
     let mut lines = many(&server, "/slow/200", 4);
