@@ -15,9 +15,10 @@
 //! ```
 //!
 //! It prints `ready` on stdout once every address is bound. The integration tests' scripted
-//! server (`tests/support/server.rs`) records every request under a lock and allocates per
-//! line, which made it the bottleneck under load; this one keeps keep-alive connections, one
-//! reused buffer per connection and pre-built responses, so the clients are what is measured.
+//! server (`tests/support/server.rs`) records every request in a `Vec` under a lock, which
+//! grows without bound over millions of requests (43 MiB after 60,000) and served ~10% fewer
+//! requests/s under oha; this one keeps keep-alive connections, one reused buffer per
+//! connection and pre-built responses, and keeps nothing per request.
 
 use std::io::Write;
 use std::net::SocketAddr;
