@@ -165,6 +165,8 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     let entries = inputs.stream(progress.clone(), shard.clone());
     let schedule = schedule::run(engine, entries, stop.clone(), progress, results);
     let read_error = tokio::select! {
+        // The schedule first: when both are ready, the input finished and so did the report.
+        biased;
         read_error = schedule => read_error,
         // The reporter holds on until the last result, so ending first means stdout failed.
         reported = &mut report => {
