@@ -3,7 +3,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{command, finish, list_file, path, result_for, spawn, upcheck, Server};
+use crate::support::{
+    command, finish, list_file, path, result_for, spawn, upcheck, wait_until, Server,
+};
 
 fn many(server: &Server, path: &str, count: usize) -> Vec<String> {
     (0..count).map(|_| server.url(path)).collect()
@@ -256,14 +258,9 @@ fn signal(pid: u32, name: &str) {
 }
 
 fn wait_for_requests(server: &Server, count: usize) {
-    let started = Instant::now();
-    while server.seen().requests.len() < count {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server never saw {count} requests"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(&format!("the server sees {count} requests"), || {
+        server.seen().requests.len() >= count
+    });
 }
 
 #[test]
@@ -334,23 +331,15 @@ fn a_second_signal_exits_at_once() {
 /// Waits until process `pid` catches SIGINT (bit 2 of `SigCgt` in `/proc`), so a signal
 /// sent next reaches upcheck's handler rather than killing it.
 fn wait_for_signal_handler(pid: u32) {
-    let started = Instant::now();
-    loop {
+    wait_until("upcheck catches SIGINT", || {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let caught = status
             .lines()
             .find_map(|line| line.strip_prefix("SigCgt:"))
             .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
             .unwrap_or(0);
-        if caught & (1 << (2 - 1)) != 0 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "upcheck never caught SIGINT"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+        caught & (1 << (2 - 1)) != 0
+    });
 }
 
 #[test]

@@ -136,6 +136,18 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String>
     })
 }
 
+/// Polls `done` until it holds, failing the test if that takes longer than [`HANG_LIMIT`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < HANG_LIMIT,
+            "waited too long until {what}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A temporary endpoint list holding `lines`.
 pub fn list_file(lines: &[String]) -> NamedTempFile {
     list_bytes(lines.join("\n").as_bytes())
