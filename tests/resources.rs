@@ -222,3 +222,40 @@ fn a_million_targets_stream_in_bounded_memory() {
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
     eprintln!("{TARGETS} targets in {:?}, first result after {first_result_after:?}, peak RSS {peak_kib} KiB", started.elapsed());
 }
+
+#[test]
+fn an_unreadable_file_is_refused_before_probing() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start();
+    let list = list_file(&[server.url("/ok")]);
+    std::fs::set_permissions(list.path(), std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads any file, so as root the binary runs as nobody (setpriv, util-linux).
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let mut command = if is_root {
+        let mut command = Command::new("setpriv");
+        command.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_upcheck"),
+        ]);
+        command
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_upcheck"))
+    };
+    command
+        .arg(path(&list))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let run = finish(command.spawn().expect("start upcheck"));
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(path(&list)) && run.stderr.contains("ermission denied"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.seen().connections, 0);
+}
