@@ -34,8 +34,12 @@ pub struct Cli {
     #[arg(short = 'u', long = "url", value_name = "URL", value_hint = ValueHint::Url)]
     pub urls: Vec<String>,
 
-    /// Checks file: [[check]] tables in TOML, each with its own settings (repeatable)
-    #[arg(long = "checks", value_name = "FILE")]
+    /// Checks files: TOML `[[check]]` tables, each with its own settings.
+    #[arg(
+        long = "checks",
+        value_name = "FILE",
+        help = "Checks file: [[check]] tables in TOML, each with its own settings (repeatable)"
+    )]
     pub checks: Vec<PathBuf>,
     /// Check only shard K of N (K from 0 to N-1), split by a stable hash of each target
     #[arg(long, value_name = "K/N", value_parser = Shard::parse)]
