@@ -170,14 +170,11 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
         read_error = schedule => read_error,
         // The reporter holds on until the last result, so ending first means stdout failed.
         reported = &mut report => {
-            reported.context("the reporter stopped")?.context("cannot write results")?;
+            reporter_outcome(reported)?;
             bail!("the reporter stopped before the results were in");
         }
     };
-    let reporter = report
-        .await
-        .context("the reporter stopped")?
-        .context("cannot write results")?;
+    let reporter = reporter_outcome(report.await)?;
 
     // A signal or the deadline before the first line is a cut-short run, not an empty list.
     if reporter.tallies().total() == 0 && read_error.is_none() && stop.reason().is_none() {
@@ -210,6 +207,13 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
         Format::Nagios => nagios::status(&end),
         _ => exit::status(end),
     })
+}
+
+/// The reporter thread's end: the reporter back, or why it could not go on.
+fn reporter_outcome<T>(joined: Result<io::Result<T>, tokio::task::JoinError>) -> anyhow::Result<T> {
+    joined
+        .context("the reporter stopped")?
+        .context("cannot write results")
 }
 
 /// Whether `NO_COLOR` asks for no colour (set and not empty).

@@ -1,7 +1,7 @@
 use std::fs::File;
 use std::process::{Command, Stdio};
 
-use crate::support::{finish, list_bytes, list_file, path, upcheck, Server};
+use crate::support::{finish, list_bytes, list_file, path, spawn, upcheck, Server};
 
 /// Runs upcheck under `sh -c 'ulimit ...; exec upcheck ARGS'`.
 fn upcheck_with_ulimit(ulimit: &str, args: &[&str]) -> crate::support::Run {
@@ -9,11 +9,8 @@ fn upcheck_with_ulimit(ulimit: &str, args: &[&str]) -> crate::support::Run {
     let mut command = Command::new("sh");
     command
         .args(["-c", &script, env!("CARGO_BIN_EXE_upcheck")])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    finish(command.spawn().expect("run sh"))
+        .args(args);
+    finish(spawn(&mut command, None))
 }
 
 #[test]
@@ -243,14 +240,9 @@ fn an_unreadable_file_is_refused_before_probing() {
         ]);
         command
     } else {
-        Command::new(env!("CARGO_BIN_EXE_upcheck"))
+        crate::support::command()
     };
-    command
-        .arg(path(&list))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let run = finish(command.spawn().expect("start upcheck"));
+    let run = finish(spawn(command.arg(path(&list)), None));
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
         run.stderr.contains(path(&list)) && run.stderr.contains("ermission denied"),
