@@ -13,8 +13,9 @@ use reqwest::Method;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::cli::{self, StatusSet};
-use crate::input::{self, Target};
+use crate::probe::TargetSettings;
+use crate::target::{parse_target, Labels, Target};
+use crate::values::{self, StatusSet};
 
 /// The array of tables that holds the entries.
 const CHECK_KEY: &str = "check";
@@ -22,34 +23,47 @@ const CHECK_KEY: &str = "check";
 /// What an entry shows as its target when it has no usable `url`.
 const NO_URL: &str = "[[check]]";
 
-/// What a checks-file entry adds to its target: a name and tags for the result, and
-/// settings that replace the command-line ones for this target only.
-#[derive(Clone, Debug, Default)]
-pub struct Check {
-    /// Shown with the result, and a label in the Prometheus output.
-    pub name: Option<String>,
-    /// Carried into the result.
-    pub tags: Vec<String>,
-    /// Settings for this target only.
-    pub overrides: Overrides,
-}
-
 /// Per-target settings; each one left unset keeps the command line's.
 #[derive(Clone, Debug, Default)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// HTTP method.
-    pub method: Option<Method>,
+    pub(crate) method: Option<Method>,
     /// Headers that replace the command line's headers of the same name; others are kept.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// Healthy status codes.
-    pub expect_status: Option<StatusSet>,
+    pub(crate) expect_status: Option<StatusSet>,
     /// Text the body must contain.
-    pub body_contains: Option<String>,
+    pub(crate) body_contains: Option<String>,
     /// Limit for one attempt.
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Overrides {
+    /// Whether the entry sets nothing of its own, so the command line's settings serve as they are.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.any_http() && self.timeout.is_none()
+    }
+
+    /// The command line's `defaults` with what this entry sets in their place.
+    pub(crate) fn apply(&self, defaults: &TargetSettings) -> TargetSettings {
+        TargetSettings {
+            timeout: self.timeout.unwrap_or(defaults.timeout),
+            method: self
+                .method
+                .clone()
+                .unwrap_or_else(|| defaults.method.clone()),
+            headers: merged_headers(&defaults.headers, &self.headers),
+            expect_status: self
+                .expect_status
+                .clone()
+                .unwrap_or_else(|| defaults.expect_status.clone()),
+            body_contains: self
+                .body_contains
+                .clone()
+                .or_else(|| defaults.body_contains.clone()),
+        }
+    }
+
     /// Whether any HTTP-only setting is given.
     fn any_http(&self) -> bool {
         self.method.is_some()
@@ -61,22 +75,24 @@ impl Overrides {
 
 /// One entry of a checks file, ready to become an input entry.
 #[derive(Debug)]
-pub struct CheckEntry {
+pub(crate) struct CheckEntry {
     /// The line of its `url`, or for a bad entry, of what is wrong with it.
-    pub line: u64,
+    pub(crate) line: u64,
     /// The `url` as written (for a bad entry without one, `[[check]]`).
-    pub text: String,
+    pub(crate) text: String,
     /// The target, or why the entry is not a valid one.
-    pub target: Result<Target, String>,
-    /// Name, tags and overrides; for a bad entry, the name and tags when they are readable.
-    pub check: Box<Check>,
+    pub(crate) target: Result<Target, String>,
+    /// Name and tags; for a bad entry, those that are readable.
+    pub(crate) labels: Labels,
+    /// Settings for this target only.
+    pub(crate) overrides: Overrides,
 }
 
 /// Parses the checks file `name` holding `text` into its entries, in file order.
 ///
 /// Errors only when the file as a whole is unusable: not TOML, or not shaped as `[[check]]`
 /// tables. A bad entry is returned as an entry whose target is an error.
-pub fn parse(name: &str, text: &str) -> anyhow::Result<Vec<CheckEntry>> {
+pub(crate) fn parse(name: &str, text: &str) -> anyhow::Result<Vec<CheckEntry>> {
     let lines = Lines::new(text);
     let document = match DeTable::parse(text) {
         Ok(document) => document,
@@ -125,13 +141,14 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
                 "an entry must be a table, found {}",
                 table.get_ref().type_str()
             )),
-            check: Box::default(),
+            labels: Labels::default(),
+            overrides: Overrides::default(),
         };
     };
     let mut fields: Vec<_> = fields.iter().collect();
     fields.sort_by_key(|(key, _)| key.span().start);
 
-    let mut check = Check::default();
+    let (mut labels, mut overrides) = (Labels::default(), Overrides::default());
     let mut url: Option<(u64, String)> = None;
     // Fields are in file order, so the first error is the one nearest the top.
     let mut first_error: Option<(u64, String)> = None;
@@ -141,18 +158,18 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
         let value = value.get_ref();
         let parsed = match key {
             "url" => string(value).map(|text| url = Some((line, text.to_owned()))),
-            "name" => label(value).map(|name| check.name = Some(name)),
-            "tags" => tags(value).map(|tags| check.tags = tags),
+            "name" => label(value).map(|name| labels.name = Some(name)),
+            "tags" => tags(value).map(|tags| labels.tags = tags),
             "method" => string(value)
-                .and_then(cli::parse_method)
-                .map(|method| check.overrides.method = Some(method)),
-            "headers" => headers(value).map(|headers| check.overrides.headers = headers),
+                .and_then(values::parse_method)
+                .map(|method| overrides.method = Some(method)),
+            "headers" => headers(value).map(|headers| overrides.headers = headers),
             "expect_status" => expect_status(value)
-                .map(|expect_status| check.overrides.expect_status = Some(expect_status)),
+                .map(|expect_status| overrides.expect_status = Some(expect_status)),
             "body_contains" => {
-                string(value).map(|text| check.overrides.body_contains = Some(text.to_owned()))
+                string(value).map(|text| overrides.body_contains = Some(text.to_owned()))
             }
-            "timeout" => timeout(value).map(|timeout| check.overrides.timeout = Some(timeout)),
+            "timeout" => timeout(value).map(|timeout| overrides.timeout = Some(timeout)),
             _ => Err(
                 "unknown key (use url, name, method, headers, expect_status, body_contains, \
                  timeout or tags)"
@@ -167,9 +184,9 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
     let (line, target) = match (first_error, &url) {
         (Some((line, message)), _) => (line, Err(message)),
         (None, None) => (header_line, Err("the entry has no url".to_owned())),
-        (None, Some((line, text))) => match input::parse_target(text) {
+        (None, Some((line, text))) => match parse_target(text) {
             Err(reason) => (*line, Err(format!("url: {reason}"))),
-            Ok(Target::Tcp { .. }) if check.overrides.any_http() => (
+            Ok(Target::Tcp { .. }) if overrides.any_http() => (
                 *line,
                 Err(
                     "method, headers, expect_status and body_contains apply only to \
@@ -184,8 +201,21 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
         line,
         text: url.map_or_else(|| NO_URL.to_owned(), |(_, text)| text),
         target,
-        check: Box::new(check),
+        labels,
+        overrides,
     }
+}
+
+/// The command line's headers with those an entry sets replaced by its own.
+fn merged_headers(defaults: &HeaderMap, own: &HeaderMap) -> HeaderMap {
+    let mut headers = defaults.clone();
+    for name in own.keys() {
+        headers.remove(name);
+    }
+    for (name, value) in own {
+        headers.append(name, value.clone());
+    }
+    headers
 }
 
 fn string<'a>(value: &'a DeValue<'_>) -> Result<&'a str, String> {
@@ -232,7 +262,8 @@ fn headers(value: &DeValue<'_>) -> Result<HeaderMap, String> {
                 value.get_ref().type_str()
             ));
         };
-        let (name, value) = cli::parse_header(name.get_ref(), value).map_err(|e| e.to_string())?;
+        let (name, value) =
+            values::parse_header(name.get_ref(), value).map_err(|e| e.to_string())?;
         map.append(name, value);
     }
     Ok(map)
@@ -257,7 +288,7 @@ fn expect_status(value: &DeValue<'_>) -> Result<StatusSet, String> {
 /// `"2s"` as on the command line, or a number of seconds.
 fn timeout(value: &DeValue<'_>) -> Result<Duration, String> {
     let seconds = match value {
-        DeValue::String(text) => return cli::parse_duration(text),
+        DeValue::String(text) => return values::parse_duration(text),
         DeValue::Integer(number) => i64::from_str_radix(number.as_str(), number.radix())
             .map_err(|_| "is out of range".to_owned())? as f64,
         DeValue::Float(number) => number
@@ -299,6 +330,21 @@ impl Lines {
 mod tests {
     use super::*;
 
+    #[test]
+    fn entry_headers_replace_those_of_the_same_name() {
+        use reqwest::header::HeaderValue;
+        let mut defaults = HeaderMap::new();
+        defaults.insert("x-a", HeaderValue::from_static("cli"));
+        defaults.insert("x-b", HeaderValue::from_static("cli"));
+        let mut own = HeaderMap::new();
+        own.append("x-b", HeaderValue::from_static("entry"));
+        let merged = merged_headers(&defaults, &own);
+        assert_eq!(merged["x-a"], "cli");
+        assert_eq!(merged.get_all("x-b").iter().count(), 1);
+        assert_eq!(merged["x-b"], "entry");
+        assert_eq!(merged_headers(&defaults, &HeaderMap::new()), defaults);
+    }
+
     fn reasons(entries: &[CheckEntry]) -> Vec<(u64, String)> {
         entries
             .iter()
@@ -337,9 +383,9 @@ timeout = 0.25
             (5, "https://api.test/health")
         );
         assert!(api.target.is_ok());
-        assert_eq!(api.check.name.as_deref(), Some("api"));
-        assert_eq!(api.check.tags, ["prod", "eu"]);
-        let overrides = &api.check.overrides;
+        assert_eq!(api.labels.name.as_deref(), Some("api"));
+        assert_eq!(api.labels.tags, ["prod", "eu"]);
+        let overrides = &api.overrides;
         assert_eq!(overrides.method, Some(Method::HEAD));
         assert_eq!(overrides.headers["authorization"], "Bearer s3cret");
         assert_eq!(overrides.headers["x-trace"], "1");
@@ -347,11 +393,8 @@ timeout = 0.25
         assert_eq!(overrides.body_contains.as_deref(), Some("up"));
         assert_eq!(overrides.timeout, Some(Duration::from_millis(1500)));
         assert_eq!(entries[1].line, 14);
-        assert_eq!(
-            entries[1].check.overrides.timeout,
-            Some(Duration::from_secs(3))
-        );
-        let b = &entries[2].check.overrides;
+        assert_eq!(entries[1].overrides.timeout, Some(Duration::from_secs(3)));
+        let b = &entries[2].overrides;
         assert!(b.expect_status.as_ref().unwrap().contains(404));
         assert_eq!(b.timeout, Some(Duration::from_millis(250)));
     }
@@ -392,7 +435,7 @@ url = "http://ok.test/"
         assert_eq!(reasons[0].0, 2);
         assert!(reasons[0].1.contains("unknown scheme 'ftp'"), "{reasons:?}");
         assert_eq!(reasons[1], (4, "the entry has no url".to_owned()));
-        assert_eq!(entries[1].check.name.as_deref(), Some("no url"));
+        assert_eq!(entries[1].labels.name.as_deref(), Some("no url"));
         assert_eq!(reasons[2].0, 9);
         assert!(reasons[2].1.starts_with("timeout: unknown unit 'x'"));
         assert_eq!(reasons[3].0, 13);

@@ -1,56 +1,123 @@
-//! Exit statuses: the contract's codes, and what a failed run prints on its way out.
+//! How a run ended, and the exit status that says so: one ordering of endings, read through
+//! two code tables (the contract's, and the Nagios plugin's for `--format nagios`).
 
 use std::io;
 
-use crate::stop::StopReason;
+use crate::stop::{Signal, StopReason};
+use crate::summary::Summary;
 
 /// Every target was checked and is healthy.
-pub const HEALTHY: u8 = 0;
-/// The run finished and at least one target is unhealthy or invalid.
-pub const UNHEALTHY: u8 = 1;
+pub(crate) const HEALTHY: u8 = 0;
 /// Usage error or unreadable input (or, after probing began, unreadable input or unwritable output).
-pub const USAGE: u8 = 2;
-/// The deadline passed before every target was checked.
-pub const DEADLINE: u8 = 3;
+pub(crate) const USAGE: u8 = 2;
 /// Stdout was closed by its reader: the status a process killed by SIGPIPE has.
-pub const BROKEN_PIPE: u8 = 141;
+const BROKEN_PIPE: u8 = 141;
 
-/// How a run ended, as far as its exit status cares.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RunEnd {
-    /// Unhealthy or invalid results.
-    pub failed: u64,
-    /// Of the failed results, those failed only for a certificate within `--cert-min-days`.
-    pub cert_expiring: u64,
-    /// Healthy results slower than `--slow`.
-    pub slow: u64,
-    /// Whether slow results fail the run (`--fail-slow`).
-    pub fail_slow: bool,
-    /// Whether an input could not be read to its end.
-    pub read_failed: bool,
-    /// Results cut short by the deadline.
-    pub deadline_skipped: u64,
-    /// Why the run was stopped early, if it was.
-    pub stop: Option<StopReason>,
+/// How a run ended, most serious first: where several apply, the first one wins. This is
+/// the contract's "later row wins" and the plugin states' order alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// A signal stopped the run.
+    Interrupted(Signal),
+    /// The deadline passed before every target was checked.
+    DeadlinePassed,
+    /// An input could not be read to its end.
+    InputUnreadable,
+    /// A target is down (or slow, with `--fail-slow`).
+    Down,
+    /// Nothing is down, but a certificate expires within `--cert-min-days`.
+    CertExpiring,
+    /// Everything is healthy, but something is slow.
+    Slow,
+    /// Everything is healthy.
+    Healthy,
 }
 
-/// The exit status of a run; where several apply, the contract's later row wins.
-pub fn status(end: RunEnd) -> u8 {
-    if let Some(StopReason::Signal(signal)) = end.stop {
-        signal.exit_code()
-    } else if end.deadline_skipped > 0 {
-        DEADLINE
-    } else if end.read_failed {
-        USAGE
-    } else if end.failed > 0 || (end.fail_slow && end.slow > 0) {
-        UNHEALTHY
-    } else {
-        HEALTHY
+/// What decides the ending besides the results' counts.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RunFacts {
+    /// Why the run was stopped early, if it was.
+    pub(crate) stop: Option<StopReason>,
+    /// Whether an input could not be read to its end.
+    pub(crate) read_failed: bool,
+    /// Whether slow results fail the run (`--fail-slow`).
+    pub(crate) fail_slow: bool,
+}
+
+impl Ending {
+    /// The ending of a run whose results add up to `summary`.
+    pub(crate) fn of(summary: &Summary, facts: RunFacts) -> Self {
+        if let Some(StopReason::Signal(signal)) = facts.stop {
+            Ending::Interrupted(signal)
+        } else if summary.deadline_skipped > 0 {
+            Ending::DeadlinePassed
+        } else if facts.read_failed {
+            Ending::InputUnreadable
+        } else if summary.down() > 0 || (facts.fail_slow && summary.slow > 0) {
+            Ending::Down
+        } else if summary.cert_expiring > 0 {
+            Ending::CertExpiring
+        } else if summary.slow > 0 {
+            Ending::Slow
+        } else {
+            Ending::Healthy
+        }
+    }
+
+    /// The exit status in the contract's table.
+    pub(crate) fn contract_code(self) -> u8 {
+        match self {
+            Ending::Interrupted(signal) => signal.exit_code(),
+            Ending::DeadlinePassed => 3,
+            Ending::InputUnreadable => USAGE,
+            Ending::Down | Ending::CertExpiring => 1,
+            Ending::Slow | Ending::Healthy => HEALTHY,
+        }
+    }
+
+    /// The plugin state in the Nagios table (its value is the exit status).
+    pub(crate) fn nagios_state(self) -> NagiosState {
+        match self {
+            Ending::Interrupted(_) | Ending::InputUnreadable => NagiosState::Unknown,
+            Ending::DeadlinePassed | Ending::Down => NagiosState::Critical,
+            Ending::CertExpiring | Ending::Slow => NagiosState::Warning,
+            Ending::Healthy => NagiosState::Ok,
+        }
+    }
+}
+
+/// A Nagios plugin state; its value is the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NagiosState {
+    /// Every target is healthy and none is slow.
+    Ok = 0,
+    /// Nothing is down, but something is slow or its certificate expires soon.
+    Warning = 1,
+    /// Something is down, or the deadline passed before every target was checked.
+    Critical = 2,
+    /// The check itself could not be made: a usage error, unreadable input, a signal.
+    Unknown = 3,
+}
+
+impl NagiosState {
+    /// The word plugins print for this state.
+    pub(crate) fn word(self) -> &'static str {
+        match self {
+            NagiosState::Ok => "OK",
+            NagiosState::Warning => "WARNING",
+            NagiosState::Critical => "CRITICAL",
+            NagiosState::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The exit code for this state.
+    pub(crate) fn code(self) -> u8 {
+        self as u8
     }
 }
 
 /// Whether the run failed because stdout was closed by its reader.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<io::Error>()
@@ -59,7 +126,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// Prints why the run failed (nothing for a closed pipe) and returns the exit status.
-pub fn explain(err: &anyhow::Error) -> u8 {
+pub(crate) fn explain(err: &anyhow::Error) -> u8 {
     if is_broken_pipe(err) {
         return BROKEN_PIPE;
     }
@@ -70,68 +137,85 @@ pub fn explain(err: &anyhow::Error) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stop::Signal;
     use std::time::Duration;
 
-    fn end() -> RunEnd {
-        RunEnd::default()
+    fn summary() -> Summary {
+        Summary::default()
+    }
+
+    fn contract(summary: &Summary, facts: RunFacts) -> u8 {
+        Ending::of(summary, facts).contract_code()
+    }
+
+    fn nagios(summary: &Summary, facts: RunFacts) -> NagiosState {
+        Ending::of(summary, facts).nagios_state()
     }
 
     #[test]
     fn slow_results_fail_only_with_fail_slow() {
-        assert_eq!(status(RunEnd { slow: 2, ..end() }), HEALTHY);
-        let fail_slow = RunEnd {
+        let slow = Summary {
             slow: 2,
-            fail_slow: true,
-            ..end()
+            ..summary()
         };
-        assert_eq!(status(fail_slow), UNHEALTHY);
-        assert_eq!(
-            status(RunEnd {
-                fail_slow: true,
-                ..end()
-            }),
-            HEALTHY
-        );
+        assert_eq!(contract(&slow, RunFacts::default()), HEALTHY);
+        let fail_slow = RunFacts {
+            fail_slow: true,
+            ..RunFacts::default()
+        };
+        assert_eq!(contract(&slow, fail_slow), 1);
+        assert_eq!(contract(&summary(), fail_slow), HEALTHY);
+        assert_eq!(nagios(&slow, RunFacts::default()), NagiosState::Warning);
+        assert_eq!(nagios(&slow, fail_slow), NagiosState::Critical);
     }
 
     #[test]
     fn later_rows_win() {
-        assert_eq!(status(end()), HEALTHY);
-        assert_eq!(status(RunEnd { failed: 1, ..end() }), UNHEALTHY);
+        let none = RunFacts::default();
+        assert_eq!(contract(&summary(), none), HEALTHY);
+        let failed = Summary {
+            failed: 1,
+            ..summary()
+        };
+        assert_eq!(contract(&failed, none), 1);
+        let read_failed = RunFacts {
+            read_failed: true,
+            ..none
+        };
+        assert_eq!(contract(&failed, read_failed), USAGE);
+        let deadline = RunFacts {
+            stop: Some(StopReason::Deadline(Duration::from_secs(1))),
+            ..none
+        };
+        let cut = Summary {
+            failed: 1,
+            deadline_skipped: 2,
+            ..summary()
+        };
+        assert_eq!(contract(&cut, deadline), 3);
+        assert_eq!(contract(&summary(), deadline), HEALTHY);
+        let interrupted = RunFacts {
+            stop: Some(StopReason::Signal(Signal::Terminate)),
+            ..none
+        };
+        assert_eq!(contract(&cut, interrupted), 143);
+    }
+
+    #[test]
+    fn certificates_expiring_are_a_failure_but_only_a_warning() {
+        let expiring = Summary {
+            failed: 1,
+            cert_expiring: 1,
+            ..summary()
+        };
+        assert_eq!(contract(&expiring, RunFacts::default()), 1);
+        assert_eq!(nagios(&expiring, RunFacts::default()), NagiosState::Warning);
+        let also_down = Summary {
+            failed: 2,
+            ..expiring
+        };
         assert_eq!(
-            status(RunEnd {
-                failed: 1,
-                read_failed: true,
-                ..end()
-            }),
-            USAGE
-        );
-        let deadline = Some(StopReason::Deadline(Duration::from_secs(1)));
-        assert_eq!(
-            status(RunEnd {
-                failed: 1,
-                deadline_skipped: 2,
-                stop: deadline,
-                ..end()
-            }),
-            DEADLINE
-        );
-        assert_eq!(
-            status(RunEnd {
-                stop: deadline,
-                ..end()
-            }),
-            HEALTHY
-        );
-        let interrupted = Some(StopReason::Signal(Signal::Terminate));
-        assert_eq!(
-            status(RunEnd {
-                deadline_skipped: 2,
-                stop: interrupted,
-                ..end()
-            }),
-            143
+            nagios(&also_down, RunFacts::default()),
+            NagiosState::Critical
         );
     }
 }

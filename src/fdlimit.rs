@@ -12,7 +12,7 @@ const MAX_SOFT_LIMIT: u64 = 1 << 20;
 
 /// Raises the soft open-file limit as far as allowed and returns the concurrency that fits
 /// in it, with a warning when that is less than `wanted`.
-pub fn fit_concurrency(wanted: usize) -> (usize, Option<String>) {
+pub(crate) fn fit_concurrency(wanted: usize) -> (usize, Option<String>) {
     let Some(limit) = raise_soft_limit() else {
         return (wanted, None);
     };

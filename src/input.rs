@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::thread;
 
 use anyhow::{bail, Context};
-use reqwest::Url;
 use tokio::sync::mpsc;
 
-use crate::checks::{self, Check, CheckEntry};
-use crate::outcome::Origin;
+use crate::checks::{self, CheckEntry};
+use crate::probe::TargetSettings;
 use crate::progress::Progress;
 use crate::shard::ShardFilter;
+use crate::target::{parse_target, Labels, Origin, Target, URL_SOURCE};
 
 /// Longest line accepted; longer ones become `invalid` results without being held in memory.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// How much of an over-long line is kept to show in its result.
 const SHOWN_PREFIX_BYTES: usize = 80;
@@ -24,52 +24,23 @@ const SHOWN_PREFIX_BYTES: usize = 80;
 /// Lines read ahead of the scheduler: enough to keep it busy, small enough that memory stays flat.
 const READ_AHEAD: usize = 1024;
 
-/// The source name for targets given with `--url`.
-pub const URL_SOURCE: &str = "--url";
-
-/// A parsed, probe-able target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// An `http://` or `https://` URL.
-    Http(Url),
-    /// A `tcp://HOST:PORT` address.
-    Tcp {
-        /// Host name or IP address (IPv6 without brackets).
-        host: String,
-        /// Port.
-        port: u16,
-    },
-}
-
-impl Target {
-    /// The `host:port` this target connects to, used for the per-host limit.
-    pub fn host_key(&self) -> String {
-        match self {
-            Target::Http(url) => format!(
-                "{}:{}",
-                url.host_str().unwrap_or_default(),
-                url.port_or_known_default().unwrap_or_default()
-            ),
-            Target::Tcp { host, port } => format!("{host}:{port}"),
-        }
-    }
-}
-
 /// One line of input: where it came from, what was written, and what it means.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Where the line came from.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
     /// The target as written (for invalid lines, the offending text, lossily decoded).
-    pub text: String,
+    pub(crate) text: String,
     /// The target, or why the line is not one.
-    pub target: Result<Target, String>,
-    /// For an entry of a checks file: its name, tags and settings.
-    pub check: Option<Box<Check>>,
+    pub(crate) target: Result<Target, String>,
+    /// For an entry of a checks file: its name and tags.
+    pub(crate) labels: Labels,
+    /// How the target is probed: the command line's settings, or the entry's own.
+    pub(crate) settings: Arc<TargetSettings>,
 }
 
 /// What the reader sends: an entry, or the error that stopped reading.
-pub type Item = Result<Entry, anyhow::Error>;
+pub(crate) type Item = Result<Entry, anyhow::Error>;
 
 /// An input opened before any probe starts.
 enum Source {
@@ -86,7 +57,7 @@ enum Source {
 }
 
 /// All inputs, opened and ready to stream.
-pub struct Inputs {
+pub(crate) struct Inputs {
     sources: Vec<Source>,
 }
 
@@ -95,7 +66,11 @@ impl Inputs {
     /// probing; checks files are read and parsed whole here, so a broken one does too.
     ///
     /// Entries come in this order: the lists, then the checks files, then `--url`.
-    pub fn open(files: &[PathBuf], checks: &[PathBuf], urls: &[String]) -> anyhow::Result<Self> {
+    pub(crate) fn open(
+        files: &[PathBuf],
+        checks: &[PathBuf],
+        urls: &[String],
+    ) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
         for path in files {
             if path.as_os_str() == "-" {
@@ -149,12 +124,18 @@ impl Inputs {
     ///
     /// A plain thread rather than tokio's blocking pool: a read blocked on a terminal or
     /// a silent pipe must not keep the process from exiting when the run ends.
-    pub fn stream(self, progress: Progress, shard: ShardFilter) -> mpsc::Receiver<Item> {
+    pub(crate) fn stream(
+        self,
+        defaults: Arc<TargetSettings>,
+        progress: Progress,
+        shard: ShardFilter,
+    ) -> mpsc::Receiver<Item> {
         let (sender, receiver) = mpsc::channel(READ_AHEAD);
         let outlet = Outlet {
             sender,
             shard,
             progress,
+            defaults,
         };
         thread::spawn(move || {
             let mut numbering = Numbering::default();
@@ -167,17 +148,12 @@ impl Inputs {
                         read_list(name, reader, &mut numbering, &outlet)
                     }
                     Source::Checks { name, entries } => entries.into_iter().all(|entry| {
-                        let entry = Entry {
-                            origin: numbering.next(name.clone(), Some(entry.line)),
-                            text: entry.text,
-                            target: entry.target,
-                            check: Some(entry.check),
-                        };
-                        outlet.entry(entry)
+                        let origin = numbering.next(name.clone(), Some(entry.line));
+                        outlet.entry(outlet.checks_entry(origin, entry))
                     }),
                     Source::Urls(urls) => urls.into_iter().all(|url| {
                         let origin = numbering.next(URL_SOURCE.into(), None);
-                        outlet.entry(parse_entry(origin, url))
+                        outlet.entry(outlet.parse(origin, url))
                     }),
                 };
                 if !sent {
@@ -211,9 +187,43 @@ struct Outlet {
     sender: mpsc::Sender<Item>,
     shard: ShardFilter,
     progress: Progress,
+    defaults: Arc<TargetSettings>,
 }
 
 impl Outlet {
+    /// The entry for a target written as `text` in a plain list (or `--url`).
+    fn parse(&self, origin: Origin, text: String) -> Entry {
+        self.invalid_or(origin, text.clone(), parse_target(&text))
+    }
+
+    /// The entry for a target, or a line that is not one, with the command line's settings.
+    fn invalid_or(&self, origin: Origin, text: String, target: Result<Target, String>) -> Entry {
+        Entry {
+            origin,
+            text,
+            target,
+            labels: Labels::default(),
+            settings: self.defaults.clone(),
+        }
+    }
+
+    /// The entry for a checks-file entry: its overrides applied to the command line's
+    /// settings once, here, so no attempt works them out again.
+    fn checks_entry(&self, origin: Origin, entry: CheckEntry) -> Entry {
+        let settings = if entry.overrides.is_empty() {
+            self.defaults.clone()
+        } else {
+            Arc::new(entry.overrides.apply(&self.defaults))
+        };
+        Entry {
+            origin,
+            text: entry.text,
+            target: entry.target,
+            labels: entry.labels,
+            settings,
+        }
+    }
+
     /// Passes `entry` on if this shard checks it; false when reading must stop.
     fn entry(&self, entry: Entry) -> bool {
         if !self.shard.keeps(&entry.text) {
@@ -272,21 +282,19 @@ fn read_list(
         let entry = match (line, std::str::from_utf8(bytes)) {
             (Line::TooLong, _) => {
                 let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN_PREFIX_BYTES)]);
-                Some(Entry {
-                    origin: numbering.next(name.clone(), Some(line_number)),
-                    text: format!("{}...", shown.trim_start()),
-                    target: Err(format!("line is longer than {} KiB", MAX_LINE_BYTES / 1024)),
-                    check: None,
-                })
+                Some(outlet.invalid_or(
+                    numbering.next(name.clone(), Some(line_number)),
+                    format!("{}...", shown.trim_start()),
+                    Err(format!("line is longer than {} KiB", MAX_LINE_BYTES / 1024)),
+                ))
             }
-            (Line::Complete, Err(_)) => Some(Entry {
-                origin: numbering.next(name.clone(), Some(line_number)),
-                text: String::from_utf8_lossy(bytes).trim().to_owned(),
-                target: Err("line is not valid UTF-8".to_owned()),
-                check: None,
-            }),
+            (Line::Complete, Err(_)) => Some(outlet.invalid_or(
+                numbering.next(name.clone(), Some(line_number)),
+                String::from_utf8_lossy(bytes).trim().to_owned(),
+                Err("line is not valid UTF-8".to_owned()),
+            )),
             (Line::Complete, Ok(text)) => strip_comment(text).map(|target| {
-                parse_entry(
+                outlet.parse(
                     numbering.next(name.clone(), Some(line_number)),
                     target.to_owned(),
                 )
@@ -363,54 +371,6 @@ fn strip_comment(line: &str) -> Option<&str> {
     Some(line[..end].trim_end())
 }
 
-/// Turns a target as written into an entry.
-pub fn parse_entry(origin: Origin, text: String) -> Entry {
-    let target = parse_target(&text);
-    Entry {
-        origin,
-        text,
-        target,
-        check: None,
-    }
-}
-
-/// Parses one target: an `http(s)://` URL or `tcp://HOST:PORT`.
-pub fn parse_target(text: &str) -> Result<Target, String> {
-    if !text.contains("://") {
-        return Err("not a URL: it needs a scheme (http://, https:// or tcp://)".to_owned());
-    }
-    let url = Url::parse(text).map_err(|err| format!("not a valid URL: {err}"))?;
-    match url.scheme() {
-        "http" | "https" => {
-            if url.host_str().is_none_or(str::is_empty) {
-                return Err("the URL has no host".to_owned());
-            }
-            Ok(Target::Http(url))
-        }
-        "tcp" => {
-            let host = url
-                .host_str()
-                .filter(|host| !host.is_empty())
-                .ok_or("tcp:// target has no host")?;
-            let port = url
-                .port()
-                .ok_or("tcp:// target needs a port (tcp://HOST:PORT)")?;
-            if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some()
-            {
-                return Err("tcp:// target takes only HOST:PORT".to_owned());
-            }
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            Ok(Target::Tcp { host, port })
-        }
-        other => Err(format!(
-            "unknown scheme '{other}' (use http://, https:// or tcp://)"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,7 +381,8 @@ mod tests {
         let outlet = Outlet {
             sender,
             shard: ShardFilter::default(),
-            progress: Progress::new(crate::cli::ProgressWhen::Never),
+            progress: Progress::new(crate::progress::ProgressWhen::Never),
+            defaults: Arc::new(TargetSettings::example()),
         };
         assert!(read_list(
             "t".into(),
@@ -491,14 +452,6 @@ mod tests {
         assert_eq!(entries[1].origin.seq, 1);
     }
 
-    #[test]
-    fn host_keys_use_default_ports() {
-        let key = |t: &str| parse_target(t).unwrap().host_key();
-        assert_eq!(key("https://a.test/x"), "a.test:443");
-        assert_eq!(key("http://a.test:8080/"), "a.test:8080");
-        assert_eq!(key("tcp://[::1]:22"), "::1:22");
-    }
-
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -515,19 +468,6 @@ mod tests {
                         prop_assert!(!reason.is_empty());
                     }
                 }
-            }
-
-            #[test]
-            fn target_parsing_never_panics_and_explains(text in "(http|https|tcp|ftp)?(://)?\\PC{0,40}") {
-                if let Err(reason) = parse_target(&text) {
-                    prop_assert!(!reason.is_empty());
-                }
-            }
-
-            #[test]
-            fn tcp_targets_keep_host_and_port(host in "[a-z][a-z0-9-]{0,20}(\\.[a-z]{2,5})?", port in 1u16..) {
-                let parsed = parse_target(&format!("tcp://{host}:{port}"));
-                prop_assert_eq!(parsed, Ok(Target::Tcp { host, port }));
             }
         }
     }

@@ -1,29 +1,69 @@
 //! upcheck: check many HTTP(S) and TCP endpoints at once and say which are healthy.
 //!
-//! Targets flow one way: [`input`] reads them (plain lists, and [`checks`] files with
-//! per-target settings), [`schedule`] runs [`probe`]s within the limits (with [`retry`] and
-//! [`stop`]), and the [`report`] prints every [`outcome`] to the [`output`].
+//! "The contract" in comments is the command-line interface as the README documents it
+//! (options, input format, result fields, output formats, exit codes): what users and
+//! scripts rely on, and what changes only by addition.
+//!
+//! Data flows one way, targets in and results out, and each module owns one idea:
+//!
+//! ```text
+//! main.rs        calls main_with_args
+//! lib.rs         wires the stages together for one run
+//! cli.rs         the options, as clap declares them
+//! settings.rs    the command line turned into settings, once
+//! values.rs      option values: durations, sizes, status sets, headers
+//! target.rs      the target vocabulary: Target, TargetKind, Origin, Labels, parsing
+//! input.rs       reading lists (and checks files) into entries, as a stream
+//! checks.rs      checks files: [[check]] tables with per-target overrides
+//! shard.rs       which targets this shard of the list checks
+//! schedule.rs    feeding entries to probes within -c and --per-host
+//! rate.rs        pacing request starts (--rate)
+//! retry.rs       attempts, backoff and Retry-After, to one verdict
+//! probe/         one attempt at one target
+//!   mod.rs         the Prober: picks the protocol, applies the timeout
+//!   http.rs        the HTTP probe
+//!   tcp.rs         the TCP connect probe
+//!   classify.rs    what an error means: error_kind and sentence
+//!   resolve.rs     name resolution with a typed error
+//!   cert.rs        a certificate's expiry, read from its DER
+//!   settings.rs    what a probe is asked to do
+//!   attempt.rs     what one attempt found
+//! stop.rs        the deadline and signals
+//! outcome.rs     one target's result, its verdict and error kinds
+//! summary.rs     the run's totals and latency percentiles
+//! exit.rs        how the run ended, and its exit status
+//! report/        the one owner of stdout: text, json, jsonl, prometheus, nagios
+//! output.rs      stdout, or -o FILE replaced atomically
+//! progress.rs    the progress bar on stderr
+//! calendar.rs    dates in UTC, for certificate expiry
+//! fdlimit.rs     fitting -c into the open-file limit
+//! shell.rs       completion scripts and the man page
+//! ```
 
-pub mod cert;
-pub mod checks;
-pub mod cli;
-pub mod exit;
-pub mod fdlimit;
-pub mod input;
-pub mod outcome;
-pub mod output;
-pub mod probe;
-pub mod progress;
-pub mod rate;
-pub mod report;
-pub mod resolve;
-pub mod retry;
-pub mod schedule;
-pub mod shard;
-pub mod shell;
-pub mod stop;
-pub mod summary;
-pub mod text;
+// The surface is deliberate: only what main.rs and the tests need is public.
+#![warn(unreachable_pub)]
+
+mod calendar;
+mod checks;
+mod cli;
+mod exit;
+mod fdlimit;
+mod input;
+mod outcome;
+mod output;
+mod probe;
+mod progress;
+mod rate;
+mod report;
+mod retry;
+mod schedule;
+mod settings;
+mod shard;
+mod shell;
+mod stop;
+mod summary;
+mod target;
+mod values;
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal};
@@ -37,16 +77,16 @@ use tokio::time::Instant;
 
 pub use cli::Cli;
 
-use crate::cli::Format;
-use crate::exit::RunEnd;
+use crate::exit::{Ending, RunFacts};
 use crate::input::Inputs;
 use crate::output::Output;
-use crate::probe::{ProbeSettings, Prober};
+use crate::probe::Prober;
 use crate::progress::Progress;
 use crate::rate::Pacer;
 use crate::report::{nagios, ReportStyle, Reporter};
 use crate::retry::RetryPolicy;
 use crate::schedule::{Engine, Limits};
+use crate::settings::Settings;
 use crate::shard::ShardFilter;
 
 /// Results queued for the reporter: enough to ride out a slow terminal briefly, then the
@@ -84,7 +124,7 @@ pub fn main_with_args(args: Vec<OsString>) -> u8 {
 }
 
 /// Runs one check of everything `cli` names and returns the exit status.
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
+fn run(cli: Cli) -> anyhow::Result<u8> {
     // Before anything that needs targets: these print and exit on their own.
     if let Some(printed) = shell::print_requested(&cli) {
         printed?;
@@ -97,62 +137,50 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let status = runtime.block_on(check_all(cli));
+    let status = runtime.block_on(check_everything(Settings::from_cli(cli)?));
     // Probes cut short and a reader blocked on standard input must not hold up the exit.
     runtime.shutdown_background();
     status
 }
 
-async fn check_all(cli: Cli) -> anyhow::Result<u8> {
+/// Checks every target `settings` name, reports them, and returns the exit status.
+async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let headers = cli::parse_headers(&cli.headers)?;
-    let inputs = Inputs::open(&cli.files, &cli.checks, &cli.urls)?;
-    let output = Output::open(cli.output.as_deref())?;
-    if cli.insecure {
+    let inputs = Inputs::open(&settings.files, &settings.checks, &settings.urls)?;
+    let output = Output::open(settings.output.as_deref())?;
+    if settings.client.insecure {
         eprintln!("upcheck: warning: --insecure: TLS certificates are not verified");
     }
-    let (concurrency, fd_warning) = fdlimit::fit_concurrency(cli.concurrency);
+    let (concurrency, fd_warning) = fdlimit::fit_concurrency(settings.limits.concurrency);
     if let Some(warning) = fd_warning {
         eprintln!("upcheck: {warning}");
     }
-    let prober = Prober::new(ProbeSettings {
-        timeout: cli.timeout,
-        method: cli.method,
-        headers,
-        expect_status: cli.expect_status,
-        body_contains: cli.body_contains,
-        max_body: cli.max_body,
-        follow_redirects: !cli.no_follow,
-        insecure: cli.insecure,
-        idle_per_host: cli.per_host,
-        cert_min_days: cli.cert_min_days,
-    })
-    .context("cannot set up the HTTP client")?;
+    let prober = Prober::new(&settings.client).context("cannot set up the HTTP client")?;
     let engine = Arc::new(Engine {
         prober,
         policy: RetryPolicy {
-            retries: cli.retries,
-            deadline: cli.deadline.map(|deadline| started + deadline),
+            retries: settings.retries,
+            deadline: settings.deadline.map(|deadline| started + deadline),
         },
         limits: Limits {
             concurrency,
-            per_host: cli.per_host,
+            ..settings.limits
         },
-        slow: cli.slow,
-        pacer: Pacer::new(cli.rate),
+        slow: settings.slow,
+        pacer: Pacer::new(settings.rate),
     });
 
     let (trigger, stop) = stop::channel();
-    if let Some(deadline) = cli.deadline {
+    if let Some(deadline) = settings.deadline {
         stop::stop_at_deadline(trigger.clone(), started, deadline);
     }
-    stop::stop_on_signals(trigger).context("cannot listen for signals")?;
+    stop::stop_on_signals(trigger, output::remove_pending).context("cannot listen for signals")?;
 
-    let progress = Progress::new(cli.progress);
+    let progress = Progress::new(settings.progress);
     let stdout_is_terminal = matches!(output, Output::Stdout(_)) && io::stdout().is_terminal();
     let style = ReportStyle {
-        format: cli.format,
-        quiet: cli.quiet && cli.format == Format::Text,
+        format: settings.format,
+        quiet: settings.quiet,
         color: stdout_is_terminal && !no_color_requested(),
         stdout_is_terminal,
     };
@@ -161,8 +189,8 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     let mut report =
         tokio::task::spawn_blocking(move || reporter.consume(&mut received).map(|()| reporter));
 
-    let shard = ShardFilter::new(cli.shard);
-    let entries = inputs.stream(progress.clone(), shard.clone());
+    let shard = ShardFilter::new(settings.shard);
+    let entries = inputs.stream(settings.target.clone(), progress.clone(), shard.clone());
     let schedule = schedule::run(engine, entries, stop.clone(), progress, results);
     let read_error = tokio::select! {
         // The schedule first: when both are ready, the input finished and so did the report.
@@ -177,7 +205,7 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     let reporter = reporter_outcome(report.await)?;
 
     // A signal or the deadline before the first line is a cut-short run, not an empty list.
-    if reporter.tallies().total() == 0 && read_error.is_none() && stop.reason().is_none() {
+    if reporter.totals().total() == 0 && read_error.is_none() && stop.reason().is_none() {
         match shard.shard() {
             // Another shard has them all: normal for a short list spread over many machines.
             Some(kept) if shard.others() > 0 => eprintln!(
@@ -189,24 +217,20 @@ async fn check_all(cli: Cli) -> anyhow::Result<u8> {
     if let Some(err) = &read_error {
         eprintln!("upcheck: {err:#}");
     }
-    let tallies = reporter.tallies();
-    let end = RunEnd {
-        failed: tallies.failed(),
-        cert_expiring: tallies.cert_expiring(),
-        slow: tallies.slow(),
-        fail_slow: cli.fail_slow,
-        read_failed: read_error.is_some(),
-        deadline_skipped: tallies.deadline_skipped(),
+    let summary = reporter
+        .totals()
+        .summary(started.elapsed(), stop.reason().is_some());
+    let facts = RunFacts {
         stop: stop.reason(),
+        read_failed: read_error.is_some(),
+        fail_slow: settings.fail_slow,
     };
+    let ending = Ending::of(&summary, facts);
     reporter
-        .finish(started.elapsed(), &end)
+        .finish(&summary, ending, facts.stop)
         .context("cannot write results")?
         .commit()?;
-    Ok(match cli.format {
-        Format::Nagios => nagios::status(&end),
-        _ => exit::status(end),
-    })
+    Ok(settings.format.exit_code(ending))
 }
 
 /// The reporter thread's end: the reporter back, or why it could not go on.

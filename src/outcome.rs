@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use crate::cert::{self, CertExpiry};
-use crate::checks::Check;
+use crate::calendar::{rfc3339, DAY};
+use crate::target::{Labels, Origin, TargetKind};
 
 /// Why a target is unhealthy; the variants are exactly the contract's `error_kind` strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// The input line is not a valid target.
     Invalid,
     /// The host name could not be resolved.
@@ -45,7 +45,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The contract's string for this kind.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Invalid => "invalid",
             ErrorKind::Dns => "dns",
@@ -65,7 +65,7 @@ impl ErrorKind {
     }
 
     /// Whether a target with this kind was never checked (it counts as skipped, not failed).
-    pub fn is_skip(self) -> bool {
+    pub(crate) fn is_skip(self) -> bool {
         matches!(self, ErrorKind::Deadline | ErrorKind::Interrupted)
     }
 }
@@ -78,16 +78,16 @@ impl fmt::Display for ErrorKind {
 
 /// An unhealthy verdict: its kind and a short human sentence.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// What went wrong, for machines.
-    pub kind: ErrorKind,
+    pub(crate) kind: ErrorKind,
     /// What went wrong, for people.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl Failure {
     /// A failure of `kind` described by `message`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Failure {
             kind,
             message: message.into(),
@@ -95,65 +95,84 @@ impl Failure {
     }
 }
 
-/// Where a target came from: the input it was read from and its line there.
-#[derive(Clone, Debug)]
-pub struct Origin {
-    /// Position in the whole input, used to print `json` results in input order.
-    pub seq: u64,
-    /// The file name as given, `-` for standard input, `--url` for `--url`.
-    pub source: Arc<str>,
-    /// 1-based line number in `source`; `None` for `--url`.
-    pub line: Option<u64>,
+/// When a certificate expires, and how many whole days were left when it was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CertExpiry {
+    /// notAfter, in Unix seconds.
+    pub(crate) not_after: i64,
+    /// Whole days from `now` to notAfter, rounded down: 0 in its last day, negative once expired.
+    pub(crate) days_left: i64,
+}
+
+impl CertExpiry {
+    /// The expiry `not_after` as seen at Unix time `now`.
+    pub(crate) fn seen_at(not_after: i64, now: i64) -> Self {
+        CertExpiry {
+            not_after,
+            days_left: (not_after - now).div_euclid(DAY),
+        }
+    }
 }
 
 /// One target's result, serialised as the contract's result object.
 #[derive(Clone, Debug, Serialize)]
-pub struct CheckResult {
-    #[serde(skip)]
+pub(crate) struct TargetResult {
     /// Position in the whole input.
-    pub seq: u64,
+    #[serde(skip)]
+    pub(crate) seq: u64,
+    /// Which probe the target got; `None` for a line that is not a target.
+    #[serde(skip)]
+    pub(crate) kind: Option<TargetKind>,
     /// The target as written in the input.
-    pub target: String,
+    pub(crate) target: String,
     /// Where the target was read from.
-    pub source: Arc<str>,
+    pub(crate) source: Arc<str>,
     /// 1-based line number in `source`.
-    pub line: Option<u64>,
+    pub(crate) line: Option<u64>,
     /// Healthy or not.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// Final HTTP status, if a response came.
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// Duration of the last completed attempt.
     #[serde(serialize_with = "serialize_millis")]
-    pub latency_ms: Option<Duration>,
+    pub(crate) latency_ms: Option<Duration>,
     /// Attempts started, a cancelled one included.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Why the target is unhealthy.
-    pub error_kind: Option<ErrorKind>,
+    pub(crate) error_kind: Option<ErrorKind>,
     /// Why the target is unhealthy, for people.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     // The fields above are the contract's nine; those below were added after it.
     /// The entry's name, from a checks file.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The entry's tags, from a checks file.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Healthy, but slower than `--slow`.
-    pub slow: bool,
+    pub(crate) slow: bool,
     /// When the TLS certificate that served the response expires (Unix seconds; RFC 3339 in JSON).
     #[serde(serialize_with = "serialize_rfc3339")]
-    pub cert_expires_at: Option<i64>,
+    pub(crate) cert_expires_at: Option<i64>,
     /// Whole days left until `cert_expires_at` when the response came; negative once expired.
-    pub cert_days_left: Option<i64>,
+    pub(crate) cert_days_left: Option<i64>,
 }
 
-impl CheckResult {
-    /// A result for `target` from `origin` with the given verdict.
-    pub fn new(origin: Origin, target: String, verdict: Verdict) -> Self {
+impl TargetResult {
+    /// The result for `target` (of `kind`, none for a line that is not a target) from
+    /// `origin`, labelled as its checks-file entry says, with the given verdict.
+    pub(crate) fn new(
+        origin: Origin,
+        target: String,
+        kind: Option<TargetKind>,
+        labels: Labels,
+        verdict: Verdict,
+    ) -> Self {
         let (ok, error_kind, error) = match verdict.failure {
             None => (true, None, None),
             Some(failure) => (false, Some(failure.kind), Some(failure.message)),
         };
-        CheckResult {
+        TargetResult {
             seq: origin.seq,
+            kind,
             target,
             source: origin.source,
             line: origin.line,
@@ -163,49 +182,40 @@ impl CheckResult {
             attempts: verdict.attempts,
             error_kind,
             error,
-            name: None,
-            tags: Vec::new(),
+            name: labels.name,
+            tags: labels.tags,
             slow: verdict.slow,
             cert_expires_at: verdict.cert.map(|cert| cert.not_after),
             cert_days_left: verdict.cert.map(|cert| cert.days_left),
         }
     }
 
-    /// This result with the name and tags of the checks-file entry it came from, if any.
-    pub fn labelled(mut self, check: Option<&Check>) -> Self {
-        if let Some(check) = check {
-            self.name.clone_from(&check.name);
-            self.tags.clone_from(&check.tags);
-        }
-        self
-    }
-
     /// Whether the target was never checked because the run was cut short.
-    pub fn is_skipped(&self) -> bool {
+    pub(crate) fn is_skipped(&self) -> bool {
         self.error_kind.is_some_and(ErrorKind::is_skip)
     }
 }
 
 /// What checking a target found, before it is joined with where the target came from.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// Final HTTP status, if a response came.
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// Duration of the last completed attempt.
-    pub latency: Option<Duration>,
+    pub(crate) latency: Option<Duration>,
     /// Attempts started.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// `None` when healthy.
-    pub failure: Option<Failure>,
+    pub(crate) failure: Option<Failure>,
     /// The TLS certificate's expiry, when the last completed attempt saw one.
-    pub cert: Option<CertExpiry>,
+    pub(crate) cert: Option<CertExpiry>,
     /// Healthy, but slower than `--slow`.
-    pub slow: bool,
+    pub(crate) slow: bool,
 }
 
 impl Verdict {
     /// A verdict with no attempt made, for targets that were never probed.
-    pub fn unattempted(failure: Failure) -> Self {
+    pub(crate) fn unattempted(failure: Failure) -> Self {
         Verdict {
             failure: Some(failure),
             ..Verdict::default()
@@ -214,13 +224,13 @@ impl Verdict {
 }
 
 /// Milliseconds with microsecond precision: enough to tell loopback answers apart.
-pub fn millis(duration: Duration) -> f64 {
+pub(crate) fn millis(duration: Duration) -> f64 {
     (duration.as_micros() as f64) / 1000.0
 }
 
 fn serialize_rfc3339<S: Serializer>(value: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match value {
-        Some(unix) => s.serialize_str(&cert::rfc3339(*unix)),
+        Some(unix) => s.serialize_str(&rfc3339(*unix)),
         None => s.serialize_none(),
     }
 }
@@ -229,5 +239,20 @@ fn serialize_millis<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::
     match value {
         Some(duration) => s.serialize_f64(millis(*duration)),
         None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_left_round_down_and_go_negative() {
+        let now = 1_000_000_000;
+        assert_eq!(CertExpiry::seen_at(now + 3 * DAY + 5, now).days_left, 3);
+        assert_eq!(CertExpiry::seen_at(now + 3 * DAY - 5, now).days_left, 2);
+        assert_eq!(CertExpiry::seen_at(now + 10, now).days_left, 0);
+        assert_eq!(CertExpiry::seen_at(now - 10, now).days_left, -1);
+        assert_eq!(CertExpiry::seen_at(now - 3 * DAY, now).days_left, -3);
     }
 }

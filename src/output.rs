@@ -19,7 +19,7 @@ const TEMPORARY_NAME_ATTEMPTS: u32 = 100;
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Removes the temporary files of reports not yet complete; called before an immediate exit.
-pub fn remove_pending() {
+pub(crate) fn remove_pending() {
     let pending = PENDING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -29,7 +29,7 @@ pub fn remove_pending() {
 }
 
 /// The report's destination.
-pub enum Output {
+pub(crate) enum Output {
     /// Standard output.
     Stdout(Stdout),
     /// A file, replaced when the report is complete.
@@ -38,7 +38,7 @@ pub enum Output {
 
 impl Output {
     /// Standard output, or the file `path` when given.
-    pub fn open(path: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) fn open(path: Option<&Path>) -> anyhow::Result<Self> {
         match path {
             None => Ok(Output::Stdout(io::stdout())),
             Some(path) => AtomicFile::create(path).map(Output::File),
@@ -46,7 +46,7 @@ impl Output {
     }
 
     /// Finishes the report: for a file, puts it in place.
-    pub fn commit(self) -> anyhow::Result<()> {
+    pub(crate) fn commit(self) -> anyhow::Result<()> {
         match self {
             Output::Stdout(_) => Ok(()),
             Output::File(file) => file.commit(),
@@ -79,7 +79,7 @@ impl Write for Output {
 }
 
 /// A temporary file that becomes `target` on commit, and disappears if dropped before.
-pub struct AtomicFile {
+pub(crate) struct AtomicFile {
     out: BufWriter<File>,
     temporary: PathBuf,
     target: PathBuf,
@@ -88,7 +88,7 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     /// Creates the temporary file beside `target`, with `target`'s permissions if it exists.
-    pub fn create(target: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn create(target: &Path) -> anyhow::Result<Self> {
         let shown = target.display();
         let Some(file_name) = target.file_name() else {
             bail!("cannot write '{shown}': not a file name");
@@ -146,7 +146,7 @@ impl AtomicFile {
     }
 
     /// Writes out what is buffered, syncs it, and renames the file over the target.
-    pub fn commit(mut self) -> anyhow::Result<()> {
+    pub(crate) fn commit(mut self) -> anyhow::Result<()> {
         let shown = self.target.display().to_string();
         self.out
             .flush()

@@ -5,7 +5,18 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
-use crate::cli::ProgressWhen;
+use clap::ValueEnum;
+
+/// When the progress bar is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProgressWhen {
+    /// Only when stderr is a terminal
+    Auto,
+    /// Even when stderr is not a terminal
+    Always,
+    /// Never
+    Never,
+}
 
 /// Width assumed when stderr is not a terminal and so has none.
 const FALLBACK_WIDTH: u16 = 80;
@@ -15,13 +26,13 @@ const REDRAW_PER_SECOND: u8 = 10;
 
 /// A handle on the progress bar, or nothing when it is not shown; cheap to clone.
 #[derive(Clone)]
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
 }
 
 impl Progress {
     /// A bar drawn on stderr according to `when`.
-    pub fn new(when: ProgressWhen) -> Self {
+    pub(crate) fn new(when: ProgressWhen) -> Self {
         let target = match when {
             ProgressWhen::Never => return Progress { bar: None },
             ProgressWhen::Auto if !io::stderr().is_terminal() => return Progress { bar: None },
@@ -40,14 +51,14 @@ impl Progress {
     }
 
     /// One more target has been read.
-    pub fn target_read(&self) {
+    pub(crate) fn target_read(&self) {
         if let Some(bar) = &self.bar {
             bar.inc_length(1);
         }
     }
 
     /// One more result is in; `failed` so far is shown beside the count.
-    pub fn result_done(&self, failed: u64) {
+    pub(crate) fn result_done(&self, failed: u64) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
             bar.set_message(format!("{failed} unhealthy"));
@@ -55,7 +66,7 @@ impl Progress {
     }
 
     /// Runs `write` with the bar hidden, so lines printed on a shared terminal stay whole.
-    pub fn suspend<R>(&self, write: impl FnOnce() -> R) -> R {
+    pub(crate) fn suspend<R>(&self, write: impl FnOnce() -> R) -> R {
         match &self.bar {
             Some(bar) => bar.suspend(write),
             None => write(),
@@ -63,7 +74,7 @@ impl Progress {
     }
 
     /// Removes the bar.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -7,13 +7,13 @@ use tokio::time::Instant;
 
 /// A request rate, kept as the interval between two request starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rate {
+pub(crate) struct Rate {
     interval: Duration,
 }
 
 impl Rate {
     /// Parses requests per second: a positive number, fractions allowed (`0.5` is one every 2 s).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let per_second: f64 = text
             .parse()
@@ -33,14 +33,14 @@ impl Rate {
 /// Each caller reserves the next free start time and sleeps until it, rather than polling
 /// for a token: starts stay exactly spaced whatever the timer's granularity, and a caller
 /// cancelled while it sleeps (the deadline, a signal) simply never starts.
-pub struct Pacer {
+pub(crate) struct Pacer {
     interval: Option<Duration>,
     next_start: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
     /// A pacer for `rate`; `None` never waits.
-    pub fn new(rate: Option<Rate>) -> Self {
+    pub(crate) fn new(rate: Option<Rate>) -> Self {
         Pacer {
             interval: rate.map(|rate| rate.interval),
             next_start: Mutex::new(None),
@@ -48,7 +48,7 @@ impl Pacer {
     }
 
     /// Waits until one more request may start.
-    pub async fn wait_turn(&self) {
+    pub(crate) async fn wait_turn(&self) {
         let Some(interval) = self.interval else {
             return;
         };

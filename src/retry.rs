@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::checks::Overrides;
-use crate::input::Target;
 use crate::outcome::{ErrorKind, Failure, Verdict};
-use crate::probe::{Attempt, Prober};
+use crate::probe::{Attempt, Prober, TargetSettings};
 use crate::rate::Pacer;
-use crate::text::human_duration;
+use crate::target::Target;
+use crate::values::human_duration;
 
 /// Longest `Retry-After` honoured; a server asking for more is treated as a final answer.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// First backoff step; doubled for each further retry.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
@@ -28,16 +27,16 @@ const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// What is known of a check so far; kept by the caller so a cancelled check can still report it.
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct AttemptLog {
     /// Attempts started.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// The last attempt that completed.
-    pub last: Option<Attempt>,
+    pub(crate) last: Option<Attempt>,
 }
 
-impl Tally {
+impl AttemptLog {
     /// A verdict from what is known, ending in `failure` (a check that was cut short).
-    pub fn cut_short(&self, failure: Failure) -> Verdict {
+    pub(crate) fn cut_short(&self, failure: Failure) -> Verdict {
         Verdict {
             status: self.last.as_ref().and_then(|a| a.status),
             latency: self.last.as_ref().map(|a| a.latency),
@@ -51,33 +50,32 @@ impl Tally {
 
 /// Retries and the run's deadline, which together decide whether another attempt is made.
 #[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Extra attempts after a transient failure.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// When the whole run must end.
-    pub deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
 }
 
-/// Checks `target` (with its checks-file `overrides`, if any) until it is healthy, fails for
-/// good, or runs out of retries; every attempt, a retry included, first waits for its turn
-/// under `--rate`.
-pub async fn check(
+/// Probes `target` as `settings` say until it is healthy, fails for good, or runs out of
+/// retries; every attempt, a retry included, first waits for its turn under `--rate`.
+pub(crate) async fn until_final(
     prober: &Prober,
     pacer: &Pacer,
     target: &Target,
-    overrides: Option<&Overrides>,
+    settings: &TargetSettings,
     policy: RetryPolicy,
-    tally: &mut Tally,
+    log: &mut AttemptLog,
 ) -> Verdict {
     let mut waited_for_files = Duration::ZERO;
     loop {
         pacer.wait_turn().await;
-        tally.attempts += 1;
-        let attempt = prober.attempt(target, overrides).await;
+        log.attempts += 1;
+        let attempt = prober.attempt(target, settings).await;
         // Out of file descriptors is back-pressure: wait for sockets to free up, without
         // counting an attempt, for as long as one attempt may take.
-        if attempt.out_of_files && waited_for_files < prober.timeout(overrides) {
-            tally.attempts -= 1;
+        if attempt.out_of_files && waited_for_files < settings.timeout {
+            log.attempts -= 1;
             tokio::time::sleep(OUT_OF_FILES_PAUSE).await;
             waited_for_files += OUT_OF_FILES_PAUSE;
             continue;
@@ -87,13 +85,13 @@ pub async fn check(
             .failure
             .as_ref()
             .is_some_and(|f| is_transient(f, attempt.status));
-        tally.last = Some(attempt);
-        if !transient || tally.attempts > policy.retries {
-            return final_verdict(tally);
+        log.last = Some(attempt);
+        if !transient || log.attempts > policy.retries {
+            return final_verdict(log);
         }
         let wait = match retry_after {
             Some(wait) if wait > MAX_RETRY_AFTER || passes_deadline(wait, policy.deadline) => {
-                return tally.cut_short(Failure::new(
+                return log.cut_short(Failure::new(
                     ErrorKind::RateLimited,
                     format!(
                         "asked to retry after {}, {}",
@@ -107,20 +105,20 @@ pub async fn check(
                 ));
             }
             Some(wait) => wait,
-            None => backoff(tally.attempts),
+            None => backoff(log.attempts),
         };
         tokio::time::sleep(wait).await;
     }
 }
 
-fn final_verdict(tally: &Tally) -> Verdict {
-    let Some(last) = &tally.last else {
+fn final_verdict(log: &AttemptLog) -> Verdict {
+    let Some(last) = &log.last else {
         return Verdict::default();
     };
     Verdict {
         status: last.status,
         latency: Some(last.latency),
-        attempts: tally.attempts,
+        attempts: log.attempts,
         failure: last.failure.clone(),
         cert: last.cert,
         slow: false,

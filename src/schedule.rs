@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::checks::Check;
-use crate::input::{Entry, Item, Target};
-use crate::outcome::{CheckResult, ErrorKind, Failure, Origin, Verdict};
-use crate::probe::Prober;
+use crate::input::{Entry, Item};
+use crate::outcome::{ErrorKind, Failure, TargetResult, Verdict};
+use crate::probe::{Prober, TargetSettings};
 use crate::progress::Progress;
 use crate::rate::Pacer;
-use crate::retry::{self, RetryPolicy, Tally};
+use crate::retry::{self, AttemptLog, RetryPolicy};
 use crate::stop::{Stop, StopReason};
-use crate::text::human_duration;
+use crate::target::{Labels, Origin, Target, TargetKind};
+use crate::values::human_duration;
 
 /// How long the rest of the input may stall after a stop before reading gives up: a file
 /// never stalls, but a pipe whose writer stays open would otherwise hold the run forever.
@@ -27,25 +27,25 @@ const MAX_PARKED: usize = 4096;
 
 /// The two bounds on probes in flight.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Over all hosts.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// To one host:port.
-    pub per_host: usize,
+    pub(crate) per_host: usize,
 }
 
 /// Everything a probe task needs, shared by all of them.
-pub struct Engine {
+pub(crate) struct Engine {
     /// Makes the attempts.
-    pub prober: Prober,
+    pub(crate) prober: Prober,
     /// Retries and deadline.
-    pub policy: RetryPolicy,
+    pub(crate) policy: RetryPolicy,
     /// Concurrency bounds.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// Healthy results slower than this are marked slow.
-    pub slow: Option<Duration>,
+    pub(crate) slow: Option<Duration>,
     /// Paces request starts (`--rate`).
-    pub pacer: Pacer,
+    pub(crate) pacer: Pacer,
 }
 
 /// Checks every entry from `entries`, sending one result per entry to `results`.
@@ -53,12 +53,12 @@ pub struct Engine {
 /// Returns when the input is exhausted (or unreadable: the error is returned) and every
 /// target has started; probes still in flight then finish on their own, and `results`
 /// closes when the last one has reported.
-pub async fn run(
+pub(crate) async fn run(
     engine: Arc<Engine>,
     mut entries: mpsc::Receiver<Item>,
     mut stop: Stop,
     progress: Progress,
-    results: mpsc::Sender<CheckResult>,
+    results: mpsc::Sender<TargetResult>,
 ) -> Option<anyhow::Error> {
     let (done, mut finished) = mpsc::unbounded_channel();
     let mut dispatcher = Dispatcher {
@@ -89,12 +89,12 @@ pub async fn run(
                 None => reading = false,
                 Some(Err(err)) => (reading, read_error) = (false, Some(err)),
                 Some(Ok(entry)) => {
-                    let Entry { origin, text, target, check } = entry;
+                    let Entry { origin, text, target, labels, settings } = entry;
                     match target {
-                        Ok(target) => dispatcher.start_or_park(Pending { origin, text, target, check }),
+                        Ok(target) => dispatcher.start_or_park(Pending { origin, text, target, labels, settings }),
                         Err(invalid) => {
-                            let failure = invalid_failure(invalid);
-                            if !send_unprobed(&results, origin, text, check.as_deref(), failure).await {
+                            let unprobed = Unprobed { origin, text, kind: None, labels };
+                            if !unprobed.send(&results, invalid_failure(invalid)).await {
                                 return None;
                             }
                         }
@@ -111,7 +111,20 @@ struct Pending {
     origin: Origin,
     text: String,
     target: Target,
-    check: Option<Box<Check>>,
+    labels: Labels,
+    settings: Arc<TargetSettings>,
+}
+
+impl Pending {
+    /// What its result needs, for a target that will not be probed after all.
+    fn unprobed(self) -> Unprobed {
+        Unprobed {
+            origin: self.origin,
+            text: self.text,
+            kind: Some(self.target.kind()),
+            labels: self.labels,
+        }
+    }
 }
 
 /// One host:port's probes in flight, and the targets parked until one of them finishes.
@@ -127,7 +140,7 @@ struct HostQueue {
 struct Dispatcher {
     engine: Arc<Engine>,
     stop: Stop,
-    results: mpsc::Sender<CheckResult>,
+    results: mpsc::Sender<TargetResult>,
     done: mpsc::UnboundedSender<String>,
     hosts: HashMap<String, HostQueue>,
     in_flight: usize,
@@ -175,10 +188,7 @@ impl Dispatcher {
         self.in_flight += 1;
         let task = Task {
             engine: self.engine.clone(),
-            origin: pending.origin,
-            text: pending.text,
-            target: pending.target,
-            check: pending.check,
+            pending,
             stop: self.stop.clone(),
             results: self.results.clone(),
         };
@@ -195,15 +205,10 @@ impl Dispatcher {
     async fn release_parked(&mut self, reason: StopReason) -> bool {
         for queue in self.hosts.values_mut() {
             for pending in queue.parked.drain(..) {
-                let check = pending.check.as_deref();
-                if !send_unprobed(
-                    &self.results,
-                    pending.origin,
-                    pending.text,
-                    check,
-                    reason.failure(),
-                )
-                .await
+                if !pending
+                    .unprobed()
+                    .send(&self.results, reason.failure())
+                    .await
                 {
                     return false;
                 }
@@ -219,7 +224,7 @@ async fn settle_unread(
     mut entries: mpsc::Receiver<Item>,
     stop: Stop,
     progress: Progress,
-    results: mpsc::Sender<CheckResult>,
+    results: mpsc::Sender<TargetResult>,
 ) -> Option<anyhow::Error> {
     let reason = stop.reason()?;
     loop {
@@ -238,19 +243,17 @@ async fn settle_unread(
             Ok(entry) => entry,
             Err(err) => return Some(err),
         };
-        let failure = match entry.target {
-            Ok(_) => reason.failure(),
-            Err(invalid) => invalid_failure(invalid),
+        let (kind, failure) = match entry.target {
+            Ok(target) => (Some(target.kind()), reason.failure()),
+            Err(invalid) => (None, invalid_failure(invalid)),
         };
-        if !send_unprobed(
-            &results,
-            entry.origin,
-            entry.text,
-            entry.check.as_deref(),
-            failure,
-        )
-        .await
-        {
+        let unprobed = Unprobed {
+            origin: entry.origin,
+            text: entry.text,
+            kind,
+            labels: entry.labels,
+        };
+        if !unprobed.send(&results, failure).await {
             return None;
         }
     }
@@ -261,55 +264,66 @@ fn invalid_failure(reason: String) -> Failure {
     Failure::new(ErrorKind::Invalid, reason)
 }
 
-/// Sends the result of an entry that was never probed.
-async fn send_unprobed(
-    results: &mpsc::Sender<CheckResult>,
+/// An entry that gets a result without being probed: an invalid line, or a target the
+/// run's stop left unchecked.
+struct Unprobed {
     origin: Origin,
     text: String,
-    check: Option<&Check>,
-    failure: Failure,
-) -> bool {
-    send(results, origin, text, check, Verdict::unattempted(failure)).await
+    kind: Option<TargetKind>,
+    labels: Labels,
 }
 
-/// Sends a result; false when nobody is listening any more (the report has ended).
-async fn send(
-    results: &mpsc::Sender<CheckResult>,
-    origin: Origin,
-    text: String,
-    check: Option<&Check>,
-    verdict: Verdict,
-) -> bool {
-    results
-        .send(CheckResult::new(origin, text, verdict).labelled(check))
-        .await
-        .is_ok()
+impl Unprobed {
+    /// Sends its result, failed with `failure`; false when the report has ended.
+    async fn send(self, results: &mpsc::Sender<TargetResult>, failure: Failure) -> bool {
+        let result = TargetResult::new(
+            self.origin,
+            self.text,
+            self.kind,
+            self.labels,
+            Verdict::unattempted(failure),
+        );
+        results.send(result).await.is_ok()
+    }
 }
 
 /// One target on its way to a result.
 struct Task {
     engine: Arc<Engine>,
-    origin: Origin,
-    text: String,
-    target: Target,
-    check: Option<Box<Check>>,
+    pending: Pending,
     stop: Stop,
-    results: mpsc::Sender<CheckResult>,
+    results: mpsc::Sender<TargetResult>,
 }
 
 impl Task {
     async fn run(mut self) {
-        let overrides = self.check.as_deref().map(|check| &check.overrides);
-        let mut tally = Tally::default();
+        let Pending {
+            origin,
+            text,
+            target,
+            labels,
+            settings,
+        } = self.pending;
+        let engine = &self.engine;
+        let mut log = AttemptLog::default();
+        let probed = retry::until_final(
+            &engine.prober,
+            &engine.pacer,
+            &target,
+            &settings,
+            engine.policy,
+            &mut log,
+        );
         let checked = tokio::select! {
             biased;
             reason = self.stop.stopped() => Err(reason),
-            verdict = retry::check(&self.engine.prober, &self.engine.pacer, &self.target, overrides, self.engine.policy, &mut tally) => Ok(verdict),
+            verdict = probed => Ok(verdict),
         };
-        let mut verdict = checked.unwrap_or_else(|reason| tally.cut_short(reason.failure()));
-        verdict.slow = is_slow(&verdict, self.engine.slow);
-        let check = self.check.as_deref();
-        send(&self.results, self.origin, self.text, check, verdict).await;
+        let mut verdict = checked.unwrap_or_else(|reason| log.cut_short(reason.failure()));
+        verdict.slow = is_slow(&verdict, engine.slow);
+        let result = TargetResult::new(origin, text, Some(target.kind()), labels, verdict);
+        // The report may have ended (a closed stdout); then nobody needs this result.
+        let _ = self.results.send(result).await;
     }
 }
 

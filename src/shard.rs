@@ -14,14 +14,14 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// One part of N, numbered from 0 as Kubernetes' `JOB_COMPLETION_INDEX` and most
 /// schedulers number their workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shard {
+pub(crate) struct Shard {
     index: u64,
     count: u64,
 }
 
 impl Shard {
     /// Parses `K/N` with `0 <= K < N`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let Some((index, count)) = text.trim().split_once('/') else {
             return Err(format!(
                 "'{text}' is not K/N (e.g. 0/4: the first of four shards)"
@@ -46,7 +46,7 @@ impl Shard {
     }
 
     /// Whether the target written `text` falls in this shard.
-    pub fn owns(&self, text: &str) -> bool {
+    pub(crate) fn owns(&self, text: &str) -> bool {
         fnv1a_64(text.as_bytes()) % self.count == self.index
     }
 }
@@ -67,14 +67,14 @@ fn fnv1a_64(bytes: &[u8]) -> u64 {
 
 /// Decides which entries of the input this run checks, and counts those left to other shards.
 #[derive(Clone, Debug, Default)]
-pub struct ShardFilter {
+pub(crate) struct ShardFilter {
     shard: Option<Shard>,
     others: Arc<AtomicU64>,
 }
 
 impl ShardFilter {
     /// Keeps everything when `shard` is `None`.
-    pub fn new(shard: Option<Shard>) -> Self {
+    pub(crate) fn new(shard: Option<Shard>) -> Self {
         ShardFilter {
             shard,
             others: Arc::default(),
@@ -82,7 +82,7 @@ impl ShardFilter {
     }
 
     /// Whether this run checks the entry written `text`; counts it when it does not.
-    pub fn keeps(&self, text: &str) -> bool {
+    pub(crate) fn keeps(&self, text: &str) -> bool {
         let kept = self.shard.is_none_or(|shard| shard.owns(text));
         if !kept {
             self.others.fetch_add(1, Ordering::Relaxed);
@@ -91,12 +91,12 @@ impl ShardFilter {
     }
 
     /// Entries left to other shards so far.
-    pub fn others(&self) -> u64 {
+    pub(crate) fn others(&self) -> u64 {
         self.others.load(Ordering::Relaxed)
     }
 
     /// The shard kept, if the run is sharded.
-    pub fn shard(&self) -> Option<Shard> {
+    pub(crate) fn shard(&self) -> Option<Shard> {
         self.shard
     }
 }

@@ -9,7 +9,7 @@ use clap::CommandFactory;
 use crate::cli::Cli;
 
 /// Prints what `--completions` or `--man` asks for; `None` when neither is given.
-pub fn print_requested(cli: &Cli) -> Option<anyhow::Result<()>> {
+pub(crate) fn print_requested(cli: &Cli) -> Option<anyhow::Result<()>> {
     let text = if let Some(shell) = cli.completions {
         let mut command = Cli::command();
         let name = command.get_name().to_owned();

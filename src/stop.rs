@@ -6,11 +6,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::outcome::{ErrorKind, Failure};
-use crate::text::human_duration;
+use crate::values::human_duration;
 
 /// Why the run stopped before every target was checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     /// `--deadline` passed.
     Deadline(Duration),
     /// A signal arrived.
@@ -19,7 +19,7 @@ pub enum StopReason {
 
 /// The signals that stop a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// SIGINT (Ctrl-C).
     Interrupt,
     /// SIGTERM.
@@ -28,7 +28,7 @@ pub enum Signal {
 
 impl Signal {
     /// The conventional exit status for a process stopped by this signal.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Signal::Interrupt => 130,
             Signal::Terminate => 143,
@@ -36,7 +36,7 @@ impl Signal {
     }
 
     /// The signal's name, `SIGINT` or `SIGTERM`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Signal::Interrupt => "SIGINT",
             Signal::Terminate => "SIGTERM",
@@ -46,7 +46,7 @@ impl Signal {
 
 impl StopReason {
     /// The failure given to a target the stop left unchecked.
-    pub fn failure(self) -> Failure {
+    pub(crate) fn failure(self) -> Failure {
         match self {
             StopReason::Deadline(deadline) => Failure::new(
                 ErrorKind::Deadline,
@@ -68,13 +68,13 @@ impl StopReason {
 
 /// Sets the stop reason; the first reason set wins.
 #[derive(Clone)]
-pub struct StopTrigger {
+pub(crate) struct StopTrigger {
     sender: watch::Sender<Option<StopReason>>,
 }
 
 impl StopTrigger {
     /// Stops the run for `reason`, unless it is already stopped.
-    pub fn stop(&self, reason: StopReason) {
+    pub(crate) fn stop(&self, reason: StopReason) {
         self.sender.send_if_modified(|current| {
             let first = current.is_none();
             if first {
@@ -87,13 +87,13 @@ impl StopTrigger {
 
 /// Tells whether, and why, the run has stopped.
 #[derive(Clone)]
-pub struct Stop {
+pub(crate) struct Stop {
     receiver: watch::Receiver<Option<StopReason>>,
 }
 
 impl Stop {
     /// Waits until the run stops.
-    pub async fn stopped(&mut self) -> StopReason {
+    pub(crate) async fn stopped(&mut self) -> StopReason {
         let reason = match self.receiver.wait_for(Option::is_some).await {
             Ok(reason) => *reason,
             Err(_) => None,
@@ -106,27 +106,28 @@ impl Stop {
     }
 
     /// Why the run stopped, if it has.
-    pub fn reason(&self) -> Option<StopReason> {
+    pub(crate) fn reason(&self) -> Option<StopReason> {
         *self.receiver.borrow()
     }
 }
 
 /// A new, unstopped run.
-pub fn channel() -> (StopTrigger, Stop) {
+pub(crate) fn channel() -> (StopTrigger, Stop) {
     let (sender, receiver) = watch::channel(None);
     (StopTrigger { sender }, Stop { receiver })
 }
 
 /// Stops the run when `deadline` (measured from `start`) passes.
-pub fn stop_at_deadline(trigger: StopTrigger, start: Instant, deadline: Duration) {
+pub(crate) fn stop_at_deadline(trigger: StopTrigger, start: Instant, deadline: Duration) {
     tokio::spawn(async move {
         tokio::time::sleep_until(start + deadline).await;
         trigger.stop(StopReason::Deadline(deadline));
     });
 }
 
-/// Stops the run gracefully on the first SIGINT or SIGTERM, and exits at once on the second.
-pub fn stop_on_signals(trigger: StopTrigger) -> std::io::Result<()> {
+/// Stops the run gracefully on the first SIGINT or SIGTERM, and on the second calls
+/// `before_exit` (whoever owns the output cleans up there) and exits at once.
+pub(crate) fn stop_on_signals(trigger: StopTrigger, before_exit: fn()) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -142,7 +143,7 @@ pub fn stop_on_signals(trigger: StopTrigger) -> std::io::Result<()> {
             if received > 1 {
                 // The user insists: the contract asks for an immediate exit, with nothing
                 // more printed, so this is the one place that leaves without unwinding.
-                crate::output::remove_pending();
+                before_exit();
                 std::process::exit(i32::from(signal.exit_code()));
             }
             trigger.stop(StopReason::Signal(signal));

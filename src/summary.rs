@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::outcome::{millis, CheckResult, ErrorKind};
+use crate::outcome::{millis, ErrorKind, TargetResult};
 
 /// Sub-buckets per power of two: percentiles come out within 1% of the true value.
 const SUB_BUCKETS: u64 = 128;
@@ -14,7 +14,7 @@ const OCTAVES: u64 = 40;
 
 /// Counts results as they arrive and produces the summary at the end.
 #[derive(Debug)]
-pub struct Tallies {
+pub(crate) struct Totals {
     total: u64,
     ok: u64,
     failed: u64,
@@ -25,9 +25,9 @@ pub struct Tallies {
     latencies: LatencyHistogram,
 }
 
-impl Default for Tallies {
+impl Default for Totals {
     fn default() -> Self {
-        Tallies {
+        Totals {
             total: 0,
             ok: 0,
             failed: 0,
@@ -40,9 +40,9 @@ impl Default for Tallies {
     }
 }
 
-impl Tallies {
+impl Totals {
     /// Counts one result.
-    pub fn record(&mut self, result: &CheckResult) {
+    pub(crate) fn record(&mut self, result: &TargetResult) {
         self.total += 1;
         if result.ok {
             self.ok += 1;
@@ -64,39 +64,26 @@ impl Tallies {
     }
 
     /// Results counted so far.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.total
     }
 
     /// Results counted as failed (invalid lines included).
-    pub fn failed(&self) -> u64 {
+    pub(crate) fn failed(&self) -> u64 {
         self.failed
-    }
-
-    /// Results cut short by the deadline.
-    pub fn deadline_skipped(&self) -> u64 {
-        self.deadline_skipped
-    }
-
-    /// Healthy results marked slow.
-    pub fn slow(&self) -> u64 {
-        self.slow
-    }
-
-    /// Failed results whose only fault is a certificate within `--cert-min-days`.
-    pub fn cert_expiring(&self) -> u64 {
-        self.cert_expiring
     }
 
     /// The summary of everything counted, for a run that took `elapsed` (and was `stopped`
     /// early by the deadline or a signal, which makes it incomplete).
-    pub fn summary(&self, elapsed: Duration, stopped: bool) -> Summary {
+    pub(crate) fn summary(&self, elapsed: Duration, stopped: bool) -> Summary {
         Summary {
             total: self.total,
             ok: self.ok,
             failed: self.failed,
             skipped: self.skipped,
             slow: self.slow,
+            deadline_skipped: self.deadline_skipped,
+            cert_expiring: self.cert_expiring,
             elapsed_ms: millis(elapsed),
             complete: self.skipped == 0 && !stopped,
             latency_ms: Percentiles {
@@ -109,38 +96,51 @@ impl Tallies {
     }
 }
 
-/// The contract's `summary` object.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Summary {
+/// The contract's `summary` object, and the counts that decide how the run ended.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub(crate) struct Summary {
     /// Results in all.
-    pub total: u64,
+    pub(crate) total: u64,
     /// Healthy results.
-    pub ok: u64,
+    pub(crate) ok: u64,
     /// Unhealthy or invalid results.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Results never checked (deadline or interrupted).
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     /// Healthy results slower than `--slow` (counted in `ok` too).
-    pub slow: u64,
+    pub(crate) slow: u64,
+    /// Of the skipped results, those cut short by the deadline.
+    #[serde(skip)]
+    pub(crate) deadline_skipped: u64,
+    /// Of the failed results, those failed only for a certificate within `--cert-min-days`.
+    #[serde(skip)]
+    pub(crate) cert_expiring: u64,
     /// Wall time of the run.
-    pub elapsed_ms: f64,
+    pub(crate) elapsed_ms: f64,
     /// False when the deadline or a signal cut the run short.
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// Latency percentiles over the results that have one.
-    pub latency_ms: Percentiles,
+    pub(crate) latency_ms: Percentiles,
+}
+
+impl Summary {
+    /// Targets down: failed for any reason but a certificate within `--cert-min-days`.
+    pub(crate) fn down(&self) -> u64 {
+        self.failed.saturating_sub(self.cert_expiring)
+    }
 }
 
 /// Latency percentiles in milliseconds; each `None` when no result has a latency.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Percentiles {
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub(crate) struct Percentiles {
     /// Median.
-    pub p50: Option<f64>,
+    pub(crate) p50: Option<f64>,
     /// 95th percentile.
-    pub p95: Option<f64>,
+    pub(crate) p95: Option<f64>,
     /// 99th percentile.
-    pub p99: Option<f64>,
+    pub(crate) p99: Option<f64>,
     /// Slowest.
-    pub max: Option<f64>,
+    pub(crate) max: Option<f64>,
 }
 
 /// A log-bucketed histogram of microseconds: exact below 128 µs, within 1% above.

@@ -339,3 +339,13 @@ fn nagios_usage_errors_are_unknown_with_exit_3() {
     let run = upcheck(&["-f", "nagios", "--help"]);
     assert_eq!(run.code, Some(0));
 }
+
+#[test]
+fn an_upper_case_http_scheme_still_gets_the_http_status_sample() {
+    let server = Server::start();
+    let target = format!("HTTP://{}/ok", server.addr);
+    let run = upcheck(&["-f", "prometheus", "-u", &target]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let sample = format!("probe_http_status_code{{target=\"{target}\"}} 200\n");
+    assert!(run.stdout.contains(&sample), "{}", run.stdout);
+}

@@ -1,9 +1,8 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use upcheck::shard::Shard;
 
-use crate::support::{list_file, path, upcheck, Server};
+use crate::support::{list_file, path, refused_port, upcheck, Server};
 
 /// Runs shard `index` of `count` over `list` and returns its results.
 fn run_shard(index: u64, count: u64, list: &str, server: &Server) -> Vec<Value> {
@@ -105,8 +104,13 @@ fn the_kubernetes_example_runs_every_shard_once() {
         "the example passes {shard_argument}"
     );
     // Kubernetes numbers the indexes 0 to completions - 1: each must be a valid shard.
+    let target = format!("tcp://127.0.0.1:{}", refused_port());
+    let shard_run = |shard: &str| upcheck(&["--shard", shard, "-t", "1s", "-u", &target]);
     for index in 0..completions {
-        assert!(Shard::parse(&format!("{index}/{completions}")).is_ok());
+        let run = shard_run(&format!("{index}/{completions}"));
+        assert_ne!(run.code, Some(2), "shard {index}: {}", run.stderr);
     }
-    assert!(Shard::parse(&format!("{completions}/{completions}")).is_err());
+    let run = shard_run(&format!("{completions}/{completions}"));
+    assert_eq!(run.code, Some(2));
+    assert!(run.stderr.contains("--shard"), "{}", run.stderr);
 }

@@ -9,11 +9,12 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::outcome::CheckResult;
+use crate::outcome::TargetResult;
 use crate::summary::Summary;
+use crate::target::TargetKind;
 
 /// A per-target metric: name, help, and the value of one result (none: no sample).
-type ProbeMetric = (&'static str, &'static str, fn(&CheckResult) -> Option<f64>);
+type ProbeMetric = (&'static str, &'static str, fn(&TargetResult) -> Option<f64>);
 
 /// The per-target metrics, in the order they are printed.
 const PROBE_METRICS: [ProbeMetric; 4] = [
@@ -30,7 +31,9 @@ const PROBE_METRICS: [ProbeMetric; 4] = [
     (
         "probe_http_status_code",
         "Final HTTP status code; 0 when no response came.",
-        |result| is_http(result).then(|| f64::from(result.status.unwrap_or(0))),
+        |result| {
+            (result.kind == Some(TargetKind::Http)).then(|| f64::from(result.status.unwrap_or(0)))
+        },
     ),
     (
         "probe_ssl_earliest_cert_expiry",
@@ -40,7 +43,7 @@ const PROBE_METRICS: [ProbeMetric; 4] = [
 ];
 
 /// The whole exposition for `results` (in input order) and the run's `summary`.
-pub fn render(results: &[CheckResult], summary: &Summary) -> String {
+pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
     let series = one_per_series(results);
     let named = series.iter().any(|result| result.name.is_some());
     let mut out = String::new();
@@ -92,15 +95,9 @@ fn family(out: &mut String, metric: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {metric} gauge");
 }
 
-/// Whether the result is of an HTTP(S) target (not TCP, not an invalid line).
-fn is_http(result: &CheckResult) -> bool {
-    result.error_kind != Some(crate::outcome::ErrorKind::Invalid)
-        && (result.target.starts_with("http://") || result.target.starts_with("https://"))
-}
-
 /// One result per `target` and `name`: the first that failed, else the first.
-fn one_per_series(results: &[CheckResult]) -> Vec<&CheckResult> {
-    let mut chosen: Vec<&CheckResult> = Vec::with_capacity(results.len());
+fn one_per_series(results: &[TargetResult]) -> Vec<&TargetResult> {
+    let mut chosen: Vec<&TargetResult> = Vec::with_capacity(results.len());
     let mut index: HashMap<(&str, Option<&str>), usize> = HashMap::new();
     for result in results {
         let key = (result.target.as_str(), result.name.as_deref());
@@ -120,7 +117,7 @@ fn one_per_series(results: &[CheckResult]) -> Vec<&CheckResult> {
 }
 
 /// A label value escaped as the text format asks: backslash, double quote and line feed.
-pub fn escape_label(value: &str) -> String {
+pub(crate) fn escape_label(value: &str) -> String {
     let mut escaped = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -158,7 +155,7 @@ mod tests {
         let series = one_per_series(&results);
         assert_eq!(series.len(), 2);
         assert!(!series[0].ok);
-        let summary = crate::summary::Tallies::default().summary(Duration::from_secs(1), false);
+        let summary = crate::summary::Totals::default().summary(Duration::from_secs(1), false);
         let text = render(&results, &summary);
         assert!(text.contains("probe_success{target=\"http://a/\"} 0\n"));
         assert!(text.contains("probe_duration_seconds{target=\"tcp://b:1\"} 1.5\n"));

@@ -9,7 +9,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// A host name that could not be resolved.
 #[derive(Debug)]
-pub struct DnsError {
+pub(crate) struct DnsError {
     host: String,
     source: io::Error,
 }
@@ -27,7 +27,7 @@ impl Error for DnsError {
 }
 
 /// Resolves `host` with the system resolver (getaddrinfo on tokio's blocking pool).
-pub async fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, DnsError> {
+pub(crate) async fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, DnsError> {
     let failed = |source| DnsError {
         host: host.to_owned(),
         source,
@@ -46,7 +46,7 @@ pub async fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, DnsError> 
 }
 
 /// The resolver given to the HTTP client, so its lookup failures carry a [`DnsError`].
-pub struct SystemResolver;
+pub(crate) struct SystemResolver;
 
 impl Resolve for SystemResolver {
     fn resolve(&self, name: Name) -> Resolving {

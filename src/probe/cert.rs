@@ -1,15 +1,13 @@
-//! Certificate expiry: the leaf certificate's notAfter, read straight from its DER, and the
-//! calendar arithmetic to print it as RFC 3339.
+//! Certificate expiry: the leaf certificate's notAfter, read straight from its DER.
 //!
 //! Only the path to `tbsCertificate.validity.notAfter` is walked (RFC 5280, section 4.1):
 //! five fields at fixed positions, so a small reader is enough and no X.509 library with
 //! its dependency tree is needed. Anything unexpected is an error, never a panic.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Seconds in a day.
-const DAY: i64 = 86_400;
+use crate::calendar::{days_from_civil, days_in_month, unix_now, DAY};
+use crate::outcome::CertExpiry;
 
 /// DER tags met on the way to notAfter.
 const SEQUENCE: u8 = 0x30;
@@ -18,9 +16,14 @@ const VERSION: u8 = 0xA0;
 const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
 
+/// The expiry of the DER certificate `der`, as seen now.
+pub(crate) fn expiry_of_der(der: &[u8]) -> Result<CertExpiry, CertError> {
+    Ok(CertExpiry::seen_at(not_after(der)?, unix_now()))
+}
+
 /// A certificate that could not be read as far as its notAfter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertError(&'static str);
+pub(crate) struct CertError(&'static str);
 
 impl fmt::Display for CertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -30,40 +33,8 @@ impl fmt::Display for CertError {
 
 impl std::error::Error for CertError {}
 
-/// When a certificate expires, and how many whole days were left when it was seen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CertExpiry {
-    /// notAfter, in Unix seconds.
-    pub not_after: i64,
-    /// Whole days from `now` to notAfter, rounded down: 0 in its last day, negative once expired.
-    pub days_left: i64,
-}
-
-impl CertExpiry {
-    /// The expiry `not_after` as seen at Unix time `now`.
-    pub fn seen_at(not_after: i64, now: i64) -> Self {
-        CertExpiry {
-            not_after,
-            days_left: (not_after - now).div_euclid(DAY),
-        }
-    }
-
-    /// The expiry of the DER certificate `der`, as seen now.
-    pub fn of_der(der: &[u8]) -> Result<Self, CertError> {
-        Ok(CertExpiry::seen_at(not_after(der)?, unix_now()))
-    }
-}
-
-/// The current time in Unix seconds.
-pub fn unix_now() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
 /// The notAfter of the DER-encoded X.509 certificate `der`, in Unix seconds.
-pub fn not_after(der: &[u8]) -> Result<i64, CertError> {
+fn not_after(der: &[u8]) -> Result<i64, CertError> {
     let (certificate, _) = expect(der, SEQUENCE, "not a DER certificate")?;
     let (mut tbs, _) = expect(certificate, SEQUENCE, "no tbsCertificate")?;
     if tbs.first() == Some(&VERSION) {
@@ -170,58 +141,6 @@ fn digits(text: &[u8]) -> Result<i64, CertError> {
     })
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a date in the proleptic Gregorian calendar (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Unix seconds as RFC 3339 in UTC: `2030-01-31T23:59:59Z`.
-pub fn rfc3339(unix: i64) -> String {
-    let (date, time) = (unix.div_euclid(DAY), unix.rem_euclid(DAY));
-    let (year, month, day) = civil_from_days(date);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        time / 3600,
-        time % 3600 / 60,
-        time % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,28 +152,6 @@ mod tests {
         params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         params.self_signed(&key).unwrap().der().to_vec()
-    }
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn days_round_trip_through_the_calendar() {
-        for days in (-800_000..3_000_000).step_by(97) {
-            let (year, month, day) = civil_from_days(days);
-            assert!((1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month));
-            assert_eq!(
-                days_from_civil(year, month, day),
-                days,
-                "{year}-{month}-{day}"
-            );
-        }
     }
 
     #[test]
@@ -287,15 +184,5 @@ mod tests {
         assert!(parse_generalized_time(b"20500101000000Z").is_ok());
         assert!(parse_generalized_time(b"2050010100000aZ").is_err());
         assert!(parse_generalized_time(b"20500101000000.5Z").is_err());
-    }
-
-    #[test]
-    fn days_left_round_down_and_go_negative() {
-        let now = 1_000_000_000;
-        assert_eq!(CertExpiry::seen_at(now + 3 * DAY + 5, now).days_left, 3);
-        assert_eq!(CertExpiry::seen_at(now + 3 * DAY - 5, now).days_left, 2);
-        assert_eq!(CertExpiry::seen_at(now + 10, now).days_left, 0);
-        assert_eq!(CertExpiry::seen_at(now - 10, now).days_left, -1);
-        assert_eq!(CertExpiry::seen_at(now - 3 * DAY, now).days_left, -3);
     }
 }

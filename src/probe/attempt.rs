@@ -1,0 +1,63 @@
+//! What one attempt at a target found.
+
+use std::io;
+use std::time::Duration;
+
+use crate::outcome::{CertExpiry, ErrorKind, Failure};
+
+/// What one attempt found.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Attempt {
+    /// Time from the attempt's start until its verdict was known.
+    pub(crate) latency: Duration,
+    /// HTTP status, if a response came.
+    pub(crate) status: Option<u16>,
+    /// `None` when healthy.
+    pub(crate) failure: Option<Failure>,
+    /// How long the server asked us to wait (`Retry-After` on a 429 or 503).
+    pub(crate) retry_after: Option<Duration>,
+    /// The attempt never reached the network: this process was out of file descriptors.
+    pub(crate) out_of_files: bool,
+    /// The expiry of the TLS certificate that served the response.
+    pub(crate) cert: Option<CertExpiry>,
+}
+
+impl Attempt {
+    /// A healthy attempt that took `latency` and got no HTTP response (a TCP connect).
+    pub(crate) fn healthy(latency: Duration) -> Self {
+        Attempt {
+            latency,
+            status: None,
+            failure: None,
+            retry_after: None,
+            out_of_files: false,
+            cert: None,
+        }
+    }
+
+    /// An attempt that ended in `failure` with no response.
+    pub(crate) fn failed(latency: Duration, failure: Failure) -> Self {
+        Attempt {
+            latency,
+            status: None,
+            failure: Some(failure),
+            retry_after: None,
+            out_of_files: false,
+            cert: None,
+        }
+    }
+
+    /// An attempt that never reached the network for want of a file descriptor.
+    pub(crate) fn out_of_files(latency: Duration, err: &io::Error) -> Self {
+        Attempt {
+            out_of_files: true,
+            ..Attempt::failed(
+                latency,
+                Failure::new(
+                    ErrorKind::Other,
+                    format!("out of file descriptors ({err}): raise 'ulimit -n' or lower -c"),
+                ),
+            )
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! What a failed attempt means: the `error_kind` and sentence for the errors probes meet.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+
+use super::resolve::DnsError;
+use crate::outcome::{ErrorKind, Failure};
+
+/// Redirects followed before giving up, as browsers and curl do by default.
+pub(crate) const MAX_REDIRECTS: usize = 10;
+
+/// Why a redirect was not followed.
+#[derive(Debug)]
+pub(crate) enum RedirectRefused {
+    /// More than [`MAX_REDIRECTS`] in a row.
+    TooMany,
+    /// To a scheme other than http and https.
+    Scheme(String),
+    /// To a `Location` that is not a URL.
+    BadLocation,
+}
+
+impl fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedirectRefused::TooMany => write!(f, "more than {MAX_REDIRECTS} redirects"),
+            RedirectRefused::Scheme(scheme) => {
+                write!(f, "redirect to a {scheme}: URL, which is never followed")
+            }
+            RedirectRefused::BadLocation => f.write_str("redirect to an unparsable Location"),
+        }
+    }
+}
+
+impl StdError for RedirectRefused {}
+
+/// The failure of a name that did not resolve.
+pub(crate) fn dns_failure(err: &DnsError) -> Failure {
+    Failure::new(ErrorKind::Dns, err.to_string())
+}
+
+/// Decides the `error_kind` of a failed HTTP exchange from the errors that caused it.
+pub(crate) fn classify_http_error(err: &reqwest::Error) -> Failure {
+    let causes = Causes::of(err);
+    if let Some(refused) = causes.find::<RedirectRefused>() {
+        return Failure::new(ErrorKind::Redirect, refused.to_string());
+    }
+    if let Some(dns) = causes.find::<DnsError>() {
+        return dns_failure(dns);
+    }
+    if let Some(tls) = causes.find::<rustls::Error>() {
+        return Failure::new(ErrorKind::Tls, format!("TLS handshake failed: {tls}"));
+    }
+    if err.is_timeout() {
+        return Failure::new(ErrorKind::Timeout, "timed out");
+    }
+    if err.is_redirect() {
+        return Failure::new(ErrorKind::Redirect, "redirect could not be followed");
+    }
+    let io_error = causes.find::<io::Error>();
+    if err.is_connect() {
+        let message = io_error.map_or_else(|| causes.innermost(), describe_io);
+        return Failure::new(ErrorKind::Connect, message);
+    }
+    if err.is_request() || err.is_body() || err.is_decode() {
+        let message = io_error.map_or_else(|| causes.innermost(), describe_io);
+        return Failure::new(ErrorKind::Protocol, message);
+    }
+    Failure::new(ErrorKind::Other, causes.innermost())
+}
+
+/// Whether `err` means this process (or the system) has no file descriptor to spare: a
+/// sign to slow down, not something wrong with the target.
+pub(crate) fn is_out_of_files(err: &io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    matches!(err.raw_os_error(), Some(EMFILE | ENFILE))
+}
+
+/// A short sentence for an I/O error, without the OS error number.
+pub(crate) fn describe_io(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        io::ErrorKind::ConnectionReset => "connection reset by peer".to_owned(),
+        io::ErrorKind::ConnectionAborted => "connection aborted".to_owned(),
+        io::ErrorKind::UnexpectedEof => "connection closed before a complete response".to_owned(),
+        io::ErrorKind::HostUnreachable => "host unreachable".to_owned(),
+        io::ErrorKind::NetworkUnreachable => "network unreachable".to_owned(),
+        io::ErrorKind::TimedOut => "connection timed out".to_owned(),
+        _ => err.to_string(),
+    }
+}
+
+/// The chain of errors behind one error, looking inside `io::Error`s too (whose `source`
+/// skips the error they wrap).
+pub(crate) struct Causes<'a> {
+    chain: Vec<&'a (dyn StdError + 'static)>,
+}
+
+impl<'a> Causes<'a> {
+    /// The chain behind `err`, `err` first.
+    pub(crate) fn of(err: &'a (dyn StdError + 'static)) -> Self {
+        let mut chain = Vec::new();
+        let mut next = Some(err);
+        while let Some(current) = next {
+            chain.push(current);
+            next = match current
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+            {
+                Some(inner) => Some(inner as &(dyn StdError + 'static)),
+                None => current.source(),
+            };
+        }
+        Causes { chain }
+    }
+
+    /// The first error of type `E` in the chain.
+    pub(crate) fn find<E: StdError + 'static>(&self) -> Option<&'a E> {
+        self.chain.iter().find_map(|err| err.downcast_ref::<E>())
+    }
+
+    /// The innermost error's sentence.
+    pub(crate) fn innermost(&self) -> String {
+        self.chain
+            .last()
+            .map_or_else(|| "unknown error".to_owned(), |err| err.to_string())
+    }
+}

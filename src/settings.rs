@@ -1,0 +1,92 @@
+//! The command line turned into settings once, before anything runs, as ripgrep turns its
+//! low-level arguments into high-level ones: each stage gets what it needs already parsed,
+//! and nothing later reads the options again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::Cli;
+use crate::probe::{ClientSettings, TargetSettings};
+use crate::progress::ProgressWhen;
+use crate::rate::Rate;
+use crate::report::Format;
+use crate::schedule::Limits;
+use crate::shard::Shard;
+use crate::values;
+
+/// Everything a run needs to know, from the command line.
+pub(crate) struct Settings {
+    /// Endpoint lists (`-` for standard input).
+    pub(crate) files: Vec<PathBuf>,
+    /// Checks files.
+    pub(crate) checks: Vec<PathBuf>,
+    /// Targets given with `--url`.
+    pub(crate) urls: Vec<String>,
+    /// The part of the list this run checks.
+    pub(crate) shard: Option<Shard>,
+    /// How every target is probed, unless its checks-file entry says otherwise.
+    pub(crate) target: Arc<TargetSettings>,
+    /// How the shared HTTP client behaves.
+    pub(crate) client: ClientSettings,
+    /// Probes in flight, over all hosts (before fitting the open-file limit) and per host.
+    pub(crate) limits: Limits,
+    /// Extra attempts after a transient failure.
+    pub(crate) retries: u32,
+    /// Limit for the whole run.
+    pub(crate) deadline: Option<Duration>,
+    /// Request starts per second.
+    pub(crate) rate: Option<Rate>,
+    /// Healthy results slower than this are marked slow.
+    pub(crate) slow: Option<Duration>,
+    /// Whether slow results fail the run.
+    pub(crate) fail_slow: bool,
+    /// Output format.
+    pub(crate) format: Format,
+    /// Text format: only unhealthy results and the summary.
+    pub(crate) quiet: bool,
+    /// Where the report goes instead of stdout.
+    pub(crate) output: Option<PathBuf>,
+    /// When the progress bar is drawn.
+    pub(crate) progress: ProgressWhen,
+}
+
+impl Settings {
+    /// The settings `cli` asks for; fails on what clap cannot check (the `-H` values).
+    pub(crate) fn from_cli(cli: Cli) -> anyhow::Result<Self> {
+        let headers = values::parse_headers(&cli.headers)?;
+        Ok(Settings {
+            files: cli.files,
+            checks: cli.checks,
+            urls: cli.urls,
+            shard: cli.shard,
+            target: Arc::new(TargetSettings {
+                timeout: cli.timeout,
+                method: cli.method,
+                headers,
+                expect_status: cli.expect_status,
+                body_contains: cli.body_contains,
+            }),
+            client: ClientSettings {
+                max_body: cli.max_body,
+                follow_redirects: !cli.no_follow,
+                insecure: cli.insecure,
+                idle_per_host: cli.per_host,
+                cert_min_days: cli.cert_min_days,
+            },
+            limits: Limits {
+                concurrency: cli.concurrency,
+                per_host: cli.per_host,
+            },
+            retries: cli.retries,
+            deadline: cli.deadline,
+            rate: cli.rate,
+            slow: cli.slow,
+            fail_slow: cli.fail_slow,
+            quiet: cli.quiet && cli.format == Format::Text,
+            format: cli.format,
+            output: cli.output,
+            progress: cli.progress,
+        })
+    }
+}

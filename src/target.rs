@@ -1,0 +1,168 @@
+//! The target vocabulary shared by every stage: what a target is, what kind it is, where it
+//! came from, and how a line of text becomes one.
+//!
+//! A leaf module: the readers ([`crate::input`], [`crate::checks`]) make these, the
+//! scheduler and the probes use them, and the reports read the kind from the result rather
+//! than guessing it from the text.
+
+use std::fmt;
+use std::sync::Arc;
+
+use reqwest::Url;
+use serde::Serialize;
+
+/// The source name for targets given with `--url`.
+pub(crate) const URL_SOURCE: &str = "--url";
+
+/// Which probe a target gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TargetKind {
+    /// An HTTP exchange (`http://` or `https://`).
+    Http,
+    /// A TCP connect (`tcp://`).
+    Tcp,
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TargetKind::Http => "http",
+            TargetKind::Tcp => "tcp",
+        })
+    }
+}
+
+/// A parsed, probe-able target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// An `http://` or `https://` URL.
+    Http(Url),
+    /// A `tcp://HOST:PORT` address.
+    Tcp {
+        /// Host name or IP address (IPv6 without brackets).
+        host: String,
+        /// Port.
+        port: u16,
+    },
+}
+
+impl Target {
+    /// Which probe this target gets.
+    pub(crate) fn kind(&self) -> TargetKind {
+        match self {
+            Target::Http(_) => TargetKind::Http,
+            Target::Tcp { .. } => TargetKind::Tcp,
+        }
+    }
+
+    /// The `host:port` this target connects to, used for the per-host limit.
+    pub(crate) fn host_key(&self) -> String {
+        match self {
+            Target::Http(url) => format!(
+                "{}:{}",
+                url.host_str().unwrap_or_default(),
+                url.port_or_known_default().unwrap_or_default()
+            ),
+            Target::Tcp { host, port } => format!("{host}:{port}"),
+        }
+    }
+}
+
+/// Parses one target: an `http(s)://` URL or `tcp://HOST:PORT`.
+pub(crate) fn parse_target(text: &str) -> Result<Target, String> {
+    if !text.contains("://") {
+        return Err("not a URL: it needs a scheme (http://, https:// or tcp://)".to_owned());
+    }
+    let url = Url::parse(text).map_err(|err| format!("not a valid URL: {err}"))?;
+    match url.scheme() {
+        "http" | "https" => {
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err("the URL has no host".to_owned());
+            }
+            Ok(Target::Http(url))
+        }
+        "tcp" => {
+            let host = url
+                .host_str()
+                .filter(|host| !host.is_empty())
+                .ok_or("tcp:// target has no host")?;
+            let port = url
+                .port()
+                .ok_or("tcp:// target needs a port (tcp://HOST:PORT)")?;
+            if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some()
+            {
+                return Err("tcp:// target takes only HOST:PORT".to_owned());
+            }
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            Ok(Target::Tcp { host, port })
+        }
+        other => Err(format!(
+            "unknown scheme '{other}' (use http://, https:// or tcp://)"
+        )),
+    }
+}
+
+/// Where a target came from: the input it was read from and its line there.
+#[derive(Clone, Debug)]
+pub(crate) struct Origin {
+    /// Position in the whole input, used to print `json` results in input order.
+    pub(crate) seq: u64,
+    /// The file name as given, `-` for standard input, `--url` for `--url`.
+    pub(crate) source: Arc<str>,
+    /// 1-based line number in `source`; `None` for `--url`.
+    pub(crate) line: Option<u64>,
+}
+
+/// What a checks-file entry says about its target for the reports: a name and tags.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Labels {
+    /// Shown with the result, and a label in the Prometheus output.
+    pub(crate) name: Option<String>,
+    /// Carried into the result.
+    pub(crate) tags: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_keys_use_default_ports() {
+        let key = |t: &str| parse_target(t).unwrap().host_key();
+        assert_eq!(key("https://a.test/x"), "a.test:443");
+        assert_eq!(key("http://a.test:8080/"), "a.test:8080");
+        assert_eq!(key("tcp://[::1]:22"), "::1:22");
+    }
+
+    #[test]
+    fn the_kind_follows_the_scheme_in_any_case() {
+        let kind = |t: &str| parse_target(t).unwrap().kind();
+        assert_eq!(kind("HTTP://127.0.0.1:1/"), TargetKind::Http);
+        assert_eq!(kind("https://a.test/"), TargetKind::Http);
+        assert_eq!(kind("tcp://a.test:1"), TargetKind::Tcp);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn target_parsing_never_panics_and_explains(text in "(http|https|tcp|ftp)?(://)?\\PC{0,40}") {
+                if let Err(reason) = parse_target(&text) {
+                    prop_assert!(!reason.is_empty());
+                }
+            }
+
+            #[test]
+            fn tcp_targets_keep_host_and_port(host in "[a-z][a-z0-9-]{0,20}(\\.[a-z]{2,5})?", port in 1u16..) {
+                let parsed = parse_target(&format!("tcp://{host}:{port}"));
+                prop_assert_eq!(parsed, Ok(Target::Tcp { host, port }));
+            }
+        }
+    }
+}
