@@ -13,6 +13,8 @@ mod faults;
 mod http;
 // TCP probes.
 mod tcp;
+// Host names from a private /etc/hosts and a loopback DNS responder, never this machine's resolver.
+mod names;
 // The scheduler: concurrency bounds, retries, Retry-After, deadline, signals.
 mod schedule;
 // Our own side: file limits, a full stdout, hostile input files.

@@ -1,5 +1,6 @@
 //! Running the real binary and reading what it printed.
 
+pub mod names;
 pub mod server;
 
 use std::io::{Read, Write};

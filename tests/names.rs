@@ -1,0 +1,61 @@
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::support::names::{Answering, DnsResponder, PrivateEtc};
+use crate::support::{command, finish, spawn, Server};
+
+fn loopback() -> Vec<IpAddr> {
+    vec!["127.0.0.1".parse().unwrap()]
+}
+
+#[test]
+fn names_come_from_the_private_hosts_file_and_the_test_resolver() {
+    let server = Server::start();
+    let port = server.addr.port();
+    let dns = DnsResponder::start(
+        HashMap::from([("api.upcheck.test".to_owned(), loopback())]),
+        Answering::After(Duration::from_millis(50)),
+    );
+    let etc = PrivateEtc::new("127.0.0.1 web.upcheck.test", Some(&dns));
+    let urls = [
+        format!("http://web.upcheck.test:{port}/ok"),
+        format!("http://api.upcheck.test:{port}/ok"),
+        format!("http://missing.upcheck.test:{port}/ok"),
+    ];
+    let mut upcheck = command();
+    upcheck.args(["-f", "json", "-t", "5s"]);
+    for url in &urls {
+        upcheck.args(["-u", url]);
+    }
+    let run = finish(spawn(&mut etc.wrap(&upcheck), None));
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let results = run.results();
+    assert_eq!(results[0]["ok"], true, "{}", results[0]);
+    assert_eq!(results[1]["ok"], true, "{}", results[1]);
+    assert_eq!(results[2]["error_kind"], "dns", "{}", results[2]);
+    assert!(
+        dns.queries() >= 2,
+        "the responder saw {} queries",
+        dns.queries()
+    );
+}
+
+#[test]
+fn a_resolver_that_never_answers_is_a_dns_failure() {
+    let dns = DnsResponder::start(HashMap::new(), Answering::Never);
+    let etc = PrivateEtc::new("", Some(&dns));
+    let mut upcheck = command();
+    upcheck.args([
+        "-f",
+        "json",
+        "-t",
+        "10s",
+        "-u",
+        "tcp://silent.upcheck.test:80",
+    ]);
+    let run = finish(spawn(&mut etc.wrap(&upcheck), None));
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(run.results()[0]["error_kind"], "dns");
+    assert!(dns.queries() >= 1);
+}
