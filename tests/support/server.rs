@@ -1,5 +1,6 @@
 //! Scripted HTTP(S) servers on 127.0.0.1, shared by the tests and the example fleet: each
-//! path is a behaviour, well or badly behaved, and the server records what it saw.
+//! path is a behaviour, well or badly behaved ([`BEHAVIOURS`] lists them), and the server
+//! records what it saw.
 
 use std::collections::HashMap;
 use std::io;
@@ -278,6 +279,35 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> Option
         .ok()?;
     Some(request)
 }
+
+/// What each path does: the route table of [`respond`]'s `match`, printed by the example
+/// fleet. Keep the two in step.
+#[allow(dead_code)] // Read by examples/fleet.rs; the tests read the match itself.
+pub const BEHAVIOURS: &str = "\
+/ok                      200, at once
+/status/CODE             that status
+/slow/MS                 200 after MS milliseconds
+/hang                    reads the request, never answers (a black hole)
+/retry-after/SECS        429 with Retry-After: SECS
+/unavailable/SECS        503 with Retry-After: SECS
+/flaky/N/KEY             503 for the first N requests naming KEY, then 200
+/redirect/N              N redirects, then /ok
+/loop                    redirects to itself forever
+/redirect-to/URL         one redirect to URL (file://, ftp://, ...)
+/body/TEXT               200 with TEXT as the body
+/padded/N/TEXT           200 with N filler bytes, then TEXT
+/garbage                 answers with bytes that are not HTTP
+/close                   closes the connection without answering
+/stall-body              sends headers and part of the body, then stalls
+/trickle                 sends the response one byte a second
+/reset-headers           resets the connection in the middle of the headers
+/reset-body              resets the connection in the middle of the body
+/big-headers             200 with 64 KiB of headers (64 of 1 KiB)
+/endless                 200 with a body that never ends (chunked)
+/bad-chunked             200 with a broken chunked encoding
+/informational           100 Continue and 103 Early Hints, then 200
+/gzip                    200 with a body labelled gzip (never decompressed)
+";
 
 /// Answers one request and says how the connection goes on.
 async fn respond<S: AsyncWrite + Unpin>(
