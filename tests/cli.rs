@@ -1,4 +1,4 @@
-use crate::support::{list_file, path, upcheck, upcheck_with_stdin, Server};
+use crate::support::{list_file, path, upcheck, Server, Upcheck};
 
 /// Runs with a bad option and checks that nothing was probed and the option is named.
 fn assert_usage_error(args: &[&str], names: &str) {
@@ -85,7 +85,7 @@ fn a_list_without_targets_is_a_usage_error() {
     for run in [
         upcheck(&[path(&empty)]),
         upcheck(&[path(&comments), path(&empty)]),
-        upcheck_with_stdin(&[], "\n# x\n"),
+        Upcheck::new().stdin("\n# x\n").run(),
     ] {
         assert_eq!(run.code, Some(2));
         assert!(run.stderr.contains("no targets"), "{}", run.stderr);

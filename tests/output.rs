@@ -3,7 +3,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    assert_matches_schema, command, finish, list_file, path, refused_port, spawn, upcheck, Server,
+    assert_matches_schema, finish, list_file, path, refused_port, upcheck, Server, Upcheck,
 };
 
 /// A list with one target of each common outcome.
@@ -68,8 +68,7 @@ fn json_is_one_document_matching_the_schema() {
     let server = Server::start();
     let list = mixed_list(&server);
     let run = upcheck(&["-f", "json", path(&list)]);
-    let document = run.json();
-    assert_matches_schema(&document, "document");
+    let document = run.document();
     let summary = &document["summary"];
     assert_eq!(summary["total"], 5);
     assert_eq!(summary["ok"], 2);
@@ -97,8 +96,7 @@ fn json_is_one_document_matching_the_schema() {
 #[test]
 fn json_latency_percentiles_are_null_without_latencies() {
     let run = upcheck(&["-f", "json", "-u", "nope://x"]);
-    let document = run.json();
-    assert_matches_schema(&document, "document");
+    let document = run.document();
     let latency = &document["summary"]["latency_ms"];
     assert!(
         ["p50", "p95", "p99", "max"]
@@ -125,7 +123,7 @@ fn jsonl_streams_each_result_as_it_finishes() {
     let server = Server::start();
     let list = list_file(&[server.url("/slow/3000"), server.url("/ok")]);
     let started = Instant::now();
-    let mut child = spawn(command().args(["-f", "jsonl", path(&list)]), None);
+    let mut child = Upcheck::new().format("jsonl").args([path(&list)]).spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -191,10 +189,10 @@ fn a_closed_stdout_ends_the_run_quietly() {
     let server = Server::start();
     let lines: Vec<String> = (0..1000).map(|_| server.url("/slow/20")).collect();
     let list = list_file(&lines);
-    let mut child = spawn(
-        command().args(["-f", "jsonl", "-c", "8", path(&list)]),
-        None,
-    );
+    let mut child = Upcheck::new()
+        .format("jsonl")
+        .args(["-c", "8", path(&list)])
+        .spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();

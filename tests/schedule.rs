@@ -4,7 +4,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    command, finish, list_file, path, result_for, spawn, upcheck, wait_until, Server,
+    command, finish, list_file, path, result_for, upcheck, wait_until, Server, Upcheck,
 };
 
 fn many(server: &Server, path: &str, count: usize) -> Vec<String> {
@@ -268,7 +268,10 @@ fn sigint_stops_gracefully_and_prints_what_was_gathered() {
     let server = Server::start();
     let lines = vec![server.url("/ok"), server.url("/hang"), server.url("/hang")];
     let list = list_file(&lines);
-    let child = spawn(command().args(["-f", "json", "-c", "1", path(&list)]), None);
+    let child = Upcheck::new()
+        .format("json")
+        .args(["-c", "1", path(&list)])
+        .spawn();
     wait_for_requests(&server, 2);
     signal(child.id(), "INT");
     let run = finish(child);

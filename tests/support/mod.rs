@@ -2,6 +2,7 @@
 
 pub mod server;
 
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -35,6 +36,13 @@ impl Run {
         })
     }
 
+    /// Stdout as the `json` format's document, checked against `schema.json`.
+    pub fn document(&self) -> Value {
+        let document = self.json();
+        assert_matches_schema(&document, "document");
+        document
+    }
+
     /// The `json` document's results.
     pub fn results(&self) -> Vec<Value> {
         self.json()["results"]
@@ -54,31 +62,103 @@ impl Run {
     }
 }
 
-/// The binary, with an environment that cannot send test traffic anywhere but loopback.
-pub fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_upcheck"));
-    for proxy in [
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "NO_COLOR",
-    ] {
-        command.env_remove(proxy);
+/// Environment variables no run may inherit: a proxy could send test traffic off the
+/// machine, and `NO_COLOR` would change the output.
+const CLEARED_ENV: [&str; 7] = [
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_COLOR",
+];
+
+/// `program` with the [`CLEARED_ENV`] variables removed from its environment.
+fn clean_command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
+    for name in CLEARED_ENV {
+        command.env_remove(name);
     }
     command
 }
 
-/// Runs the binary with `args` and no standard input.
-pub fn upcheck(args: &[&str]) -> Run {
-    finish(spawn(command().args(args), None))
+/// The binary, with an environment that cannot send test traffic anywhere but loopback.
+pub fn command() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_upcheck"))
 }
 
-/// Runs the binary with `args`, feeding `input` on standard input.
-pub fn upcheck_with_stdin(args: &[&str], input: &str) -> Run {
-    finish(spawn(command().args(args), Some(input)))
+/// One run of the binary, described step by step and then [`run`](Upcheck::run) or
+/// [`spawn`](Upcheck::spawn)ed, always with [`command`]'s environment:
+///
+/// ```text
+/// Upcheck::new().format("json").args(["-t", "1s"]).urls(&targets).run()
+/// ```
+///
+/// Arguments are passed in the order they are added.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Upcheck {
+    args: Vec<OsString>,
+    stdin: Option<String>,
+}
+
+impl Upcheck {
+    /// A run with no arguments and nothing on standard input.
+    pub fn new() -> Upcheck {
+        Upcheck::default()
+    }
+
+    /// Adds `args` as they are.
+    pub fn args<I, S>(mut self, args: I) -> Upcheck
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds `-f FORMAT`.
+    pub fn format(self, format: &str) -> Upcheck {
+        self.args(["-f", format])
+    }
+
+    /// Adds `-u TARGET` for each of `targets`.
+    pub fn urls<I, S>(mut self, targets: I) -> Upcheck
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        for target in targets {
+            self = self.args([OsStr::new("-u"), target.as_ref()]);
+        }
+        self
+    }
+
+    /// Feeds `text` on standard input, then closes it (without this, it is empty).
+    pub fn stdin(mut self, text: &str) -> Upcheck {
+        self.stdin = Some(text.to_owned());
+        self
+    }
+
+    /// Runs to the end (at most [`HANG_LIMIT`]).
+    pub fn run(self) -> Run {
+        finish(self.spawn())
+    }
+
+    /// Starts the run with piped stdout and stderr, for a test that reads or signals it
+    /// before [`finish`]ing it.
+    pub fn spawn(self) -> Child {
+        spawn(command().args(self.args), self.stdin.as_deref())
+    }
+}
+
+/// Runs the binary with `args` and no standard input: short for
+/// `Upcheck::new().args(args).run()`.
+pub fn upcheck(args: &[&str]) -> Run {
+    Upcheck::new().args(args).run()
 }
 
 /// Starts `command` with piped output (and input when given).
@@ -159,6 +239,11 @@ pub fn list_bytes(bytes: &[u8]) -> NamedTempFile {
     file.write_all(bytes).expect("write the list");
     file.flush().expect("flush the list");
     file
+}
+
+/// A temporary checks file holding `text`.
+pub fn checks_file(text: &str) -> NamedTempFile {
+    list_bytes(text.as_bytes())
 }
 
 /// The path of a temporary file, as an argument.
