@@ -115,21 +115,12 @@ fn a_read_error_after_probing_began_keeps_the_results_and_exits_two() {
 
 #[test]
 fn no_input_on_a_terminal_is_a_usage_error_with_a_hint() {
-    // `script` gives upcheck a terminal on standard input.
-    let output = std::process::Command::new("script")
-        .args([
-            "-qec",
-            concat!(env!("CARGO_BIN_EXE_upcheck"), " ; echo exit=$?"),
-            "/dev/null",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .output()
-        .expect("run script");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(printed.contains("exit=2"), "{printed}");
+    let run = Upcheck::new().on_terminal().run();
+    assert_eq!(run.code, Some(2), "{}", run.stdout);
     assert!(
-        printed.contains("--url"),
-        "the hint names a way to give endpoints: {printed}"
+        run.stdout.contains("--url"),
+        "the hint names a way to give endpoints: {}",
+        run.stdout
     );
 }
 

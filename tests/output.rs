@@ -1,5 +1,4 @@
 use std::io::{BufRead, BufReader};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
@@ -142,17 +141,12 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let server = Server::start();
     let url = server.url("/ok");
     let on_terminal = |no_color: &str| {
-        let output = Command::new("script")
-            .args([
-                "-qec",
-                &format!("{} -u {url}", env!("CARGO_BIN_EXE_upcheck")),
-                "/dev/null",
-            ])
+        Upcheck::new()
+            .urls([&url])
             .env("NO_COLOR", no_color)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run script");
-        String::from_utf8_lossy(&output.stdout).into_owned()
+            .on_terminal()
+            .run()
+            .stdout
     };
     assert!(
         on_terminal("").contains("\x1b[32mOK"),

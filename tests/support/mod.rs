@@ -84,6 +84,8 @@ fn clean_command(program: impl AsRef<OsStr>) -> Command {
 }
 
 /// The binary, with an environment that cannot send test traffic anywhere but loopback.
+/// For the few tests that need a raw child process (their own stdio, signals); the others
+/// use [`Upcheck`].
 pub fn command() -> Command {
     clean_command(env!("CARGO_BIN_EXE_upcheck"))
 }
@@ -100,7 +102,10 @@ pub fn command() -> Command {
 #[must_use]
 pub struct Upcheck {
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    launcher: Vec<OsString>,
     stdin: Option<String>,
+    terminal: bool,
 }
 
 impl Upcheck {
@@ -143,6 +148,36 @@ impl Upcheck {
         self
     }
 
+    /// Sets the environment variable `name` (which may be one [`command`] clears).
+    pub fn env(mut self, name: &str, value: &str) -> Upcheck {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Starts the binary through `launcher`, a program and its first arguments, which is
+    /// then given the binary's path and the arguments: `["setpriv", "--reuid=65534"]`, or
+    /// `["sh", "-c", "ulimit -n 256 && exec \"$0\" \"$@\""]`. Empty, the binary runs
+    /// directly.
+    pub fn via<I, S>(mut self, launcher: I) -> Upcheck
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.launcher = launcher
+            .into_iter()
+            .map(|part| part.as_ref().to_owned())
+            .collect();
+        self
+    }
+
+    /// Runs on a pseudo-terminal (util-linux `script`): the run's `stdout` is everything
+    /// the terminal showed, the binary's stdout and stderr together, and its `stderr` is
+    /// `script`'s own.
+    pub fn on_terminal(mut self) -> Upcheck {
+        self.terminal = true;
+        self
+    }
+
     /// Runs to the end (at most [`HANG_LIMIT`]).
     pub fn run(self) -> Run {
         finish(self.spawn())
@@ -151,8 +186,40 @@ impl Upcheck {
     /// Starts the run with piped stdout and stderr, for a test that reads or signals it
     /// before [`finish`]ing it.
     pub fn spawn(self) -> Child {
-        spawn(command().args(self.args), self.stdin.as_deref())
+        let mut argv = self.launcher;
+        argv.push(env!("CARGO_BIN_EXE_upcheck").into());
+        argv.extend(self.args);
+        let mut command = if self.terminal {
+            // -e: script exits with the binary's status; -q: it adds no banner.
+            let mut command = clean_command("script");
+            command.args([
+                OsStr::new("-qec"),
+                &shell_words(&argv),
+                OsStr::new("/dev/null"),
+            ]);
+            command
+        } else {
+            let mut command = clean_command(&argv[0]);
+            command.args(&argv[1..]);
+            command
+        };
+        command.envs(self.env);
+        start(&mut command, self.stdin.as_deref())
     }
+}
+
+/// `argv` as one POSIX shell command line, each word single-quoted.
+fn shell_words(argv: &[OsString]) -> OsString {
+    let words: Vec<String> = argv
+        .iter()
+        .map(|word| {
+            let word = word
+                .to_str()
+                .expect("arguments run on a terminal are UTF-8");
+            format!("'{}'", word.replace('\'', "'\\''"))
+        })
+        .collect();
+    words.join(" ").into()
 }
 
 /// Runs the binary with `args` and no standard input: short for
@@ -162,7 +229,7 @@ pub fn upcheck(args: &[&str]) -> Run {
 }
 
 /// Starts `command` with piped output (and input when given).
-pub fn spawn(command: &mut Command, input: Option<&str>) -> Child {
+fn start(command: &mut Command, input: Option<&str>) -> Child {
     command
         .stdin(if input.is_some() {
             Stdio::piped()
