@@ -72,9 +72,13 @@ fn tcp_targets_count_against_per_host() {
     assert_eq!(run.code, Some(0));
     let seen = server.seen();
     assert_eq!(seen.max_in_flight, 4);
-    // The four HTTP probes hold every per-host slot for 200 ms, so no TCP probe can have
-    // connected before the first of them finished.
     assert!(seen.connections >= 5);
+    // The four HTTP probes hold every per-host slot for 200 ms, so no TCP probe may connect
+    // before the first of them has been answered: never more than four busy at once.
+    assert_eq!(
+        seen.max_busy, 4,
+        "HTTP requests and TCP connect checks at once beyond --per-host 4"
+    );
 }
 
 #[test]
