@@ -203,6 +203,10 @@ fn a_million_targets_stream_in_bounded_memory() {
         first_result_after < Duration::from_secs(1),
         "first result after {first_result_after:?}"
     );
+    assert!(
+        peak_kib > 0,
+        "the peak RSS was never read from /proc/{pid}/status"
+    );
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
     eprintln!("{TARGETS} targets in {:?}, first result after {first_result_after:?}, peak RSS {peak_kib} KiB", started.elapsed());
 }

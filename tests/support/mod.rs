@@ -238,7 +238,9 @@ fn start(command: &mut Command, input: Option<&str>) -> Child {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("start upcheck");
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {:?}: {err}", command.get_program()));
     if let Some(input) = input {
         let mut stdin = child.stdin.take().expect("piped stdin");
         let input = input.to_owned();
