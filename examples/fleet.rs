@@ -16,39 +16,13 @@ mod server;
 
 use std::process::ExitCode;
 
-use server::Server;
+use server::{Server, BEHAVIOURS};
 
 /// Where the plain HTTP half of the fleet listens.
 const HTTP_ADDR: &str = "127.0.0.1:18080";
 /// Where the HTTPS half listens.
 const HTTPS_ADDR: &str = "127.0.0.1:18443";
 
-/// What each path does.
-const BEHAVIOURS: &str = "\
-/ok                      200, at once
-/status/CODE             that status
-/slow/MS                 200 after MS milliseconds
-/hang                    reads the request, never answers (a black hole)
-/retry-after/SECS        429 with Retry-After: SECS
-/unavailable/SECS        503 with Retry-After: SECS
-/flaky/N/KEY             503 for the first N requests naming KEY, then 200
-/redirect/N              N redirects, then /ok
-/loop                    redirects to itself forever
-/redirect-to/URL         one redirect to URL (file://, ftp://, ...)
-/body/TEXT               200 with TEXT as the body
-/padded/N/TEXT           200 with N filler bytes, then TEXT
-/garbage                 answers with bytes that are not HTTP
-/close                   closes the connection without answering
-/stall-body              sends headers and part of the body, then stalls
-/trickle                 sends the response one byte a second
-/reset-headers           resets the connection in the middle of the headers
-/reset-body              resets the connection in the middle of the body
-/big-headers             200 with 64 KiB of headers (64 of 1 KiB)
-/endless                 200 with a body that never ends (chunked)
-/bad-chunked             200 with a broken chunked encoding
-/informational           100 Continue and 103 Early Hints, then 200
-/gzip                    200 with a body labelled gzip (never decompressed)
-";
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (http, https) = match (start(HTTP_ADDR, false), start(HTTPS_ADDR, true)) {

@@ -1,6 +1,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::support::{assert_matches_schema, upcheck, Server};
+use crate::support::{upcheck, Server, Upcheck};
 
 const DAY: i64 = 86_400;
 
@@ -11,23 +11,17 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// Checks `url` with `-f json` plus `args`: the exit code and the one result.
-fn check(args: &[&str], url: &str) -> (Option<i32>, serde_json::Value) {
-    let mut all = vec!["-f", "json"];
-    all.extend_from_slice(args);
-    all.extend(["-u", url]);
-    let run = upcheck(&all);
-    let document = run.json();
-    assert_matches_schema(&document, "document");
-    (run.code, document["results"][0].clone())
-}
-
 #[test]
 fn a_valid_certificate_reports_its_expiry() {
     let not_after = now() + 90 * DAY + 3600;
     let server = Server::start_tls_expiring_at(not_after);
-    let (code, result) = check(&["-k", "--cert-min-days", "30"], &server.url("/ok"));
-    assert_eq!(code, Some(0), "{result}");
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-k", "--cert-min-days", "30"])
+        .urls([server.url("/ok")])
+        .run();
+    let result = &run.document()["results"][0];
+    assert_eq!(run.code, Some(0), "{result}");
     assert_eq!(result["ok"], true);
     assert_eq!(result["cert_days_left"], 90);
     let expires_at = result["cert_expires_at"].as_str().unwrap();
@@ -52,8 +46,13 @@ fn a_valid_certificate_reports_its_expiry() {
 fn a_certificate_expiring_within_the_minimum_is_cert_expiry() {
     let server = Server::start_tls_expiring_at(now() + 3 * DAY + 3600);
     let url = server.url("/ok");
-    let (code, result) = check(&["-k", "--cert-min-days", "7"], &url);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-k", "--cert-min-days", "7"])
+        .urls([&url])
+        .run();
+    let result = &run.document()["results"][0];
+    assert_eq!(run.code, Some(1));
     assert_eq!(result["ok"], false);
     assert_eq!(result["error_kind"], "cert_expiry");
     assert_eq!(result["status"], 200);
@@ -61,8 +60,13 @@ fn a_certificate_expiring_within_the_minimum_is_cert_expiry() {
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("in 3 days (--cert-min-days 7)"), "{error}");
 
-    let (code, result) = check(&["-k"], &url);
-    assert_eq!(code, Some(0), "no minimum, no failure: {result}");
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-k"])
+        .urls([&url])
+        .run();
+    let result = &run.document()["results"][0];
+    assert_eq!(run.code, Some(0), "no minimum, no failure: {result}");
     assert_eq!(result["cert_days_left"], 3);
 
     let run = upcheck(&["-k", "--cert-min-days", "7", "-u", &url]);
@@ -77,19 +81,30 @@ fn a_certificate_expiring_within_the_minimum_is_cert_expiry() {
 fn an_expired_certificate_is_reported_with_insecure_and_fails_the_minimum() {
     let server = Server::start_tls_expiring_at(now() - 2 * DAY - 60);
     let url = server.url("/ok");
-    let (code, result) = check(&["-k"], &url);
-    assert_eq!(code, Some(0), "-k accepts it: {result}");
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-k"])
+        .urls([&url])
+        .run();
+    let result = &run.document()["results"][0];
+    assert_eq!(run.code, Some(0), "-k accepts it: {result}");
     assert_eq!(result["cert_days_left"], -3);
 
-    let (code, result) = check(&["-k", "--cert-min-days", "0"], &url);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-k", "--cert-min-days", "0"])
+        .urls([&url])
+        .run();
+    let result = &run.document()["results"][0];
+    assert_eq!(run.code, Some(1));
     assert_eq!(result["error_kind"], "cert_expiry");
     assert!(result["error"]
         .as_str()
         .unwrap()
         .starts_with("certificate expired at"));
 
-    let (_, result) = check(&[], &url);
+    let run = Upcheck::new().format("json").urls([&url]).run();
+    let result = &run.document()["results"][0];
     assert_eq!(
         result["error_kind"], "tls",
         "verified, it fails the handshake"
@@ -100,9 +115,18 @@ fn an_expired_certificate_is_reported_with_insecure_and_fails_the_minimum() {
 #[test]
 fn plain_http_and_tcp_have_no_certificate() {
     let server = Server::start();
-    let (_, result) = check(&["--cert-min-days", "30"], &server.url("/ok"));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--cert-min-days", "30"])
+        .urls([server.url("/ok")])
+        .run();
+    let result = &run.document()["results"][0];
     assert_eq!(result["ok"], true);
     assert!(result["cert_expires_at"].is_null() && result["cert_days_left"].is_null());
-    let (_, result) = check(&[], &format!("tcp://{}", server.addr));
+    let run = Upcheck::new()
+        .format("json")
+        .urls([format!("tcp://{}", server.addr)])
+        .run();
+    let result = &run.document()["results"][0];
     assert!(result["cert_expires_at"].is_null());
 }

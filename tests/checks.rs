@@ -1,9 +1,4 @@
-use crate::support::{assert_matches_schema, list_bytes, list_file, path, upcheck, Server};
-
-/// A checks file holding `text`.
-fn checks_file(text: &str) -> tempfile::NamedTempFile {
-    list_bytes(text.as_bytes())
-}
+use crate::support::{checks_file, list_file, path, upcheck, Server};
 
 #[test]
 fn entries_override_the_command_line_for_their_target_only() {
@@ -53,8 +48,7 @@ timeout = "200ms"
         "-u",
         &server.url("/body/plain"),
     ]);
-    let document = run.json();
-    assert_matches_schema(&document, "document");
+    let document = run.document();
     let results = document["results"].as_array().unwrap();
     assert_eq!(results.len(), 5);
 

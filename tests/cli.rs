@@ -1,4 +1,4 @@
-use crate::support::{list_file, path, upcheck, upcheck_with_stdin, Server};
+use crate::support::{list_file, path, upcheck, Server, Upcheck};
 
 /// Runs with a bad option and checks that nothing was probed and the option is named.
 fn assert_usage_error(args: &[&str], names: &str) {
@@ -85,7 +85,7 @@ fn a_list_without_targets_is_a_usage_error() {
     for run in [
         upcheck(&[path(&empty)]),
         upcheck(&[path(&comments), path(&empty)]),
-        upcheck_with_stdin(&[], "\n# x\n"),
+        Upcheck::new().stdin("\n# x\n").run(),
     ] {
         assert_eq!(run.code, Some(2));
         assert!(run.stderr.contains("no targets"), "{}", run.stderr);
@@ -115,21 +115,12 @@ fn a_read_error_after_probing_began_keeps_the_results_and_exits_two() {
 
 #[test]
 fn no_input_on_a_terminal_is_a_usage_error_with_a_hint() {
-    // `script` gives upcheck a terminal on standard input.
-    let output = std::process::Command::new("script")
-        .args([
-            "-qec",
-            concat!(env!("CARGO_BIN_EXE_upcheck"), " ; echo exit=$?"),
-            "/dev/null",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .output()
-        .expect("run script");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(printed.contains("exit=2"), "{printed}");
+    let run = Upcheck::new().on_terminal().run();
+    assert_eq!(run.code, Some(2), "{}", run.stdout);
     assert!(
-        printed.contains("--url"),
-        "the hint names a way to give endpoints: {printed}"
+        run.stdout.contains("--url"),
+        "the hint names a way to give endpoints: {}",
+        run.stdout
     );
 }
 

@@ -1,18 +1,19 @@
 use std::time::{Duration, Instant};
 
-use crate::support::{result_for, upcheck, Server};
+use crate::support::{result_for, upcheck, Server, Upcheck};
 
-/// Checks `paths` on one server in one run, beside a healthy target, and returns the results.
+/// Checks `paths` on one server in one run, beside a healthy target, and returns the results
+/// once sure the run was quick, kept the faults to their own targets and said short things.
 fn run_faults(server: &Server, args: &[&str], paths: &[&str]) -> Vec<serde_json::Value> {
-    let targets: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
     let healthy = server.url("/ok");
-    let mut all = vec!["-f", "json", "-t", "1s"];
-    all.extend_from_slice(args);
-    for target in targets.iter().chain([&healthy]) {
-        all.extend(["-u", target.as_str()]);
-    }
     let started = Instant::now();
-    let run = upcheck(&all);
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-t", "1s"])
+        .args(args)
+        .urls(paths.iter().map(|p| server.url(p)))
+        .urls([&healthy])
+        .run();
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the run ends on time"

@@ -5,8 +5,7 @@ use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{PrometheusType, PrometheusValue};
 
 use crate::support::{
-    assert_matches_schema, list_bytes, list_file, path, refused_port, result_for, upcheck,
-    upcheck_with_stdin, Server,
+    checks_file, list_file, path, refused_port, result_for, upcheck, Server, Upcheck,
 };
 
 // --- Slow ----------------------------------------------------------------------------------
@@ -17,8 +16,7 @@ fn slow_responses_are_marked_and_fail_only_with_fail_slow() {
     let (fast, slow) = (server.url("/ok"), server.url("/slow/1000"));
     let run = upcheck(&["-f", "json", "--slow", "500ms", "-u", &fast, "-u", &slow]);
     assert_eq!(run.code, Some(0), "slow is still healthy");
-    let document = run.json();
-    assert_matches_schema(&document, "document");
+    let document = run.document();
     let results = document["results"].as_array().unwrap();
     assert_eq!(result_for(results, &slow)["slow"], true);
     assert_eq!(result_for(results, &slow)["ok"], true);
@@ -140,13 +138,10 @@ fn prometheus_uses_blackbox_names_and_parses() {
 #[test]
 fn prometheus_labels_by_name_when_entries_have_one() {
     let server = Server::start();
-    let checks = list_bytes(
-        format!(
-            "[[check]]\nname = 'say \"hi\" \\ bye'\nurl = \"{}\"\n",
-            server.url("/ok")
-        )
-        .as_bytes(),
-    );
+    let checks = checks_file(&format!(
+        "[[check]]\nname = 'say \"hi\" \\ bye'\nurl = \"{}\"\n",
+        server.url("/ok")
+    ));
     let run = upcheck(&[
         "-f",
         "prometheus",
@@ -202,7 +197,11 @@ fn a_failed_run_leaves_the_old_file_untouched() {
     fs::write(&file, "old\n").unwrap();
     let target = file.to_str().unwrap();
     // Only comments: a usage error, found after the output was opened.
-    let run = upcheck_with_stdin(&["-f", "json", "-o", target, "-"], "# nothing\n");
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-o", target, "-"])
+        .stdin("# nothing\n")
+        .run();
     assert_eq!(run.code, Some(2));
     assert_eq!(fs::read_to_string(&file).unwrap(), "old\n");
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no litter");
@@ -223,18 +222,15 @@ fn a_failed_run_leaves_the_old_file_untouched() {
 
 // --- Nagios --------------------------------------------------------------------------------
 
-fn nagios(args: &[&str]) -> (Option<i32>, String) {
-    let mut all = vec!["-f", "nagios"];
-    all.extend_from_slice(args);
-    let run = upcheck(&all);
-    (run.code, run.stdout)
-}
-
 #[test]
 fn nagios_ok_is_one_line_and_exit_0() {
     let server = Server::start();
-    let (code, out) = nagios(&["-u", &server.url("/ok"), "-u", &server.url("/ok?2")]);
-    assert_eq!(code, Some(0));
+    let run = Upcheck::new()
+        .format("nagios")
+        .urls([server.url("/ok"), server.url("/ok?2")])
+        .run();
+    let out = &run.stdout;
+    assert_eq!(run.code, Some(0));
     let (status, perfdata) = out.trim_end().split_once(" | ").unwrap();
     assert_eq!(status, "UPCHECK OK - 2 of 2 up");
     assert!(
@@ -248,15 +244,13 @@ fn nagios_ok_is_one_line_and_exit_0() {
 #[test]
 fn nagios_warns_on_slow_and_expiring_certificates() {
     let server = Server::start();
-    let (code, out) = nagios(&[
-        "--slow",
-        "500ms",
-        "-u",
-        &server.url("/slow/1000"),
-        "-u",
-        &server.url("/ok"),
-    ]);
-    assert_eq!(code, Some(1), "{out}");
+    let run = Upcheck::new()
+        .format("nagios")
+        .args(["--slow", "500ms"])
+        .urls([server.url("/slow/1000"), server.url("/ok")])
+        .run();
+    let out = &run.stdout;
+    assert_eq!(run.code, Some(1), "{out}");
     assert!(out.starts_with("UPCHECK WARNING - 1 of 2 slow: "), "{out}");
     assert!(
         out.lines().nth(1).unwrap().starts_with("[WARNING] "),
@@ -268,8 +262,13 @@ fn nagios_warns_on_slow_and_expiring_certificates() {
         .unwrap()
         .as_secs() as i64;
     let tls = Server::start_tls_expiring_at(now + 3 * 86_400 + 3600);
-    let (code, out) = nagios(&["-k", "--cert-min-days", "7", "-u", &tls.url("/ok")]);
-    assert_eq!(code, Some(1), "{out}");
+    let run = Upcheck::new()
+        .format("nagios")
+        .args(["-k", "--cert-min-days", "7"])
+        .urls([tls.url("/ok")])
+        .run();
+    let out = &run.stdout;
+    assert_eq!(run.code, Some(1), "{out}");
     assert!(
         out.starts_with("UPCHECK WARNING - 1 certificate expiring: "),
         "{out}"
@@ -280,22 +279,20 @@ fn nagios_warns_on_slow_and_expiring_certificates() {
 #[test]
 fn nagios_is_critical_when_anything_is_down_or_the_deadline_passes() {
     let server = Server::start();
-    let checks = list_bytes(
-        format!(
-            "[[check]]\nname = \"api\"\nurl = \"{}\"\n",
-            server.url("/status/500")
-        )
-        .as_bytes(),
-    );
-    let (code, out) = nagios(&[
-        "--checks",
-        path(&checks),
-        "-u",
-        &server.url("/ok"),
-        "-u",
-        &format!("tcp://127.0.0.1:{}", refused_port()),
-    ]);
-    assert_eq!(code, Some(2), "{out}");
+    let checks = checks_file(&format!(
+        "[[check]]\nname = \"api\"\nurl = \"{}\"\n",
+        server.url("/status/500")
+    ));
+    let run = Upcheck::new()
+        .format("nagios")
+        .args(["--checks", path(&checks)])
+        .urls([
+            server.url("/ok"),
+            format!("tcp://127.0.0.1:{}", refused_port()),
+        ])
+        .run();
+    let out = &run.stdout;
+    assert_eq!(run.code, Some(2), "{out}");
     let mut lines = out.lines();
     let first = lines.next().unwrap();
     assert!(
@@ -309,8 +306,13 @@ fn nagios_is_critical_when_anything_is_down_or_the_deadline_passes() {
     assert!(rest[0].ends_with("status: got 500 Internal Server Error, expected 200-399"));
     assert!(rest[1].contains("connect: connection refused"), "{out}");
 
-    let (code, out) = nagios(&["-d", "300ms", "-u", &server.url("/hang")]);
-    assert_eq!(code, Some(2), "{out}");
+    let run = Upcheck::new()
+        .format("nagios")
+        .args(["-d", "300ms"])
+        .urls([server.url("/hang")])
+        .run();
+    let out = &run.stdout;
+    assert_eq!(run.code, Some(2), "{out}");
     assert!(
         out.starts_with("UPCHECK CRITICAL - the 300ms deadline passed: 1 of 1 not checked"),
         "{out}"

@@ -1,19 +1,8 @@
 use std::io::Write;
 
 use crate::support::{
-    list_file, path, refused_port, result_for, unresolvable_host, upcheck, Server,
+    list_file, path, refused_port, result_for, unresolvable_host, upcheck, Server, Upcheck,
 };
-
-/// Checks `targets` with `-f json` plus `args`, returning the results in input order.
-fn check(args: &[&str], targets: &[String]) -> (Option<i32>, Vec<serde_json::Value>) {
-    let mut all = vec!["-f", "json", "--progress", "never"];
-    all.extend_from_slice(args);
-    for target in targets {
-        all.extend(["-u", target.as_str()]);
-    }
-    let run = upcheck(&all);
-    (run.code, run.results())
-}
 
 #[test]
 fn healthy_and_failing_statuses() {
@@ -23,8 +12,12 @@ fn healthy_and_failing_statuses() {
         server.url("/status/503"),
         server.url("/status/404"),
     );
-    let (code, results) = check(&[], &[ok.clone(), bad.clone(), missing.clone()]);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .urls([&ok, &bad, &missing])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     let ok = result_for(&results, &ok);
     assert_eq!(
         (ok["ok"].as_bool(), ok["status"].as_u64()),
@@ -42,8 +35,12 @@ fn healthy_and_failing_statuses() {
 #[test]
 fn all_healthy_exits_zero() {
     let server = Server::start();
-    let (code, results) = check(&[], &[server.url("/ok"), server.url("/slow/10")]);
-    assert_eq!(code, Some(0));
+    let run = Upcheck::new()
+        .format("json")
+        .urls([server.url("/ok"), server.url("/slow/10")])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(0));
     assert!(results
         .iter()
         .all(|r| r["ok"] == true && r["attempts"] == 1));
@@ -57,8 +54,13 @@ fn expect_status_decides_what_is_healthy() {
         server.url("/status/204"),
         server.url("/ok"),
     ];
-    let (code, results) = check(&["--expect-status", "204,400-404"], &targets);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--expect-status", "204,400-404"])
+        .urls(&targets)
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     assert_eq!(results[0]["ok"], true);
     assert_eq!(results[1]["ok"], true);
     assert_eq!(results[2]["error_kind"], "status");
@@ -73,50 +75,70 @@ fn body_contains_reads_only_up_to_max_body() {
     let server = Server::start();
     let body = server.url("/body/all-systems-go");
     let padded = server.url("/padded/3000/NEEDLE");
-    let (_, results) = check(&["--body-contains", "systems"], std::slice::from_ref(&body));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--body-contains", "systems"])
+        .urls([&body])
+        .run();
+    let results = run.results();
     assert_eq!(results[0]["ok"], true);
-    let (code, results) = check(&["--body-contains", "nominal"], &[body]);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--body-contains", "nominal"])
+        .urls([body])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     assert_eq!(results[0]["error_kind"], "body");
     assert_eq!(results[0]["status"], 200);
-    let (_, results) = check(
-        &["--body-contains", "NEEDLE", "--max-body", "2KiB"],
-        std::slice::from_ref(&padded),
-    );
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--body-contains", "NEEDLE", "--max-body", "2KiB"])
+        .urls([&padded])
+        .run();
+    let results = run.results();
     assert_eq!(
         results[0]["error_kind"], "body",
         "the needle lies past --max-body"
     );
-    let (_, results) = check(
-        &["--body-contains", "NEEDLE", "--max-body", "4KB"],
-        &[padded],
-    );
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--body-contains", "NEEDLE", "--max-body", "4KB"])
+        .urls([padded])
+        .run();
+    let results = run.results();
     assert_eq!(results[0]["ok"], true);
 }
 
 #[test]
 fn a_long_body_is_not_unhealthy_by_itself() {
     let server = Server::start();
-    let (code, results) = check(&["--max-body", "100"], &[server.url("/padded/5000/x")]);
-    assert_eq!(code, Some(0));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--max-body", "100"])
+        .urls([server.url("/padded/5000/x")])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(0));
     assert_eq!(results[0]["ok"], true);
 }
 
 #[test]
 fn method_and_headers_reach_the_server() {
     let server = Server::start();
-    let (code, _) = check(
-        &[
+    let run = Upcheck::new()
+        .format("json")
+        .args([
             "-X",
             "head",
             "-H",
             "X-Team: ops",
             "-H",
             "Authorization: Bearer s3cret",
-        ],
-        &[server.url("/ok")],
-    );
-    assert_eq!(code, Some(0));
+        ])
+        .urls([server.url("/ok")])
+        .run();
+    assert_eq!(run.code, Some(0));
     let seen = server.seen();
     let request = &seen.requests[0];
     assert_eq!(request.method, "HEAD");
@@ -136,20 +158,18 @@ fn header_secrets_never_appear_in_output() {
         format!("http://127.0.0.1:{}/", refused_port()),
     ];
     for format in ["text", "json", "jsonl"] {
-        let mut args = vec![
-            "-f",
-            format,
-            "-t",
-            "300ms",
-            "--progress",
-            "always",
-            "-H",
-            "Authorization: Bearer s3cret-token",
-        ];
-        for target in &targets {
-            args.extend(["-u", target.as_str()]);
-        }
-        let run = upcheck(&args);
+        let run = Upcheck::new()
+            .format(format)
+            .args([
+                "-t",
+                "300ms",
+                "--progress",
+                "always",
+                "-H",
+                "Authorization: Bearer s3cret-token",
+            ])
+            .urls(&targets)
+            .run();
         assert_eq!(run.code, Some(1));
         assert!(
             !run.stdout.contains("s3cret"),
@@ -170,8 +190,12 @@ fn redirects_are_followed_up_to_ten() {
     let ten = server.url("/redirect/9");
     let eleven = server.url("/redirect/10");
     let looping = server.url("/loop");
-    let (code, results) = check(&[], &[ten.clone(), eleven.clone(), looping.clone()]);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .urls([&ten, &eleven, &looping])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     let ten = result_for(&results, &ten);
     assert_eq!(
         (ten["ok"].as_bool(), ten["status"].as_u64()),
@@ -193,8 +217,9 @@ fn redirects_to_other_schemes_are_never_followed() {
         server.url("/redirect-to/file:///etc/passwd"),
         server.url("/redirect-to/ftp://127.0.0.1/x"),
     ];
-    let (code, results) = check(&[], &targets);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new().format("json").urls(&targets).run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     for result in &results {
         assert_eq!(result["error_kind"], "redirect", "{result}");
         assert!(result["error"].as_str().unwrap().contains("never followed"));
@@ -205,15 +230,22 @@ fn redirects_to_other_schemes_are_never_followed() {
 #[test]
 fn no_follow_judges_the_redirect_itself() {
     let server = Server::start();
-    let (code, results) = check(&["--no-follow"], &[server.url("/loop")]);
-    assert_eq!(code, Some(0));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--no-follow"])
+        .urls([server.url("/loop")])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(0));
     assert_eq!(results[0]["status"], 302);
     assert_eq!(server.seen().requests.len(), 1);
-    let (code, results) = check(
-        &["--no-follow", "--expect-status", "200"],
-        &[server.url("/loop")],
-    );
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--no-follow", "--expect-status", "200"])
+        .urls([server.url("/loop")])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     assert_eq!(results[0]["error_kind"], "status");
 }
 
@@ -221,8 +253,9 @@ fn no_follow_judges_the_redirect_itself() {
 fn self_signed_certificates_fail_unless_insecure() {
     let server = Server::start_tls();
     let url = server.url("/ok");
-    let (code, results) = check(&[], std::slice::from_ref(&url));
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new().format("json").urls([&url]).run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     assert_eq!(results[0]["error_kind"], "tls");
     assert!(
         results[0]["error"]
@@ -253,15 +286,25 @@ fn plain_http_on_a_tls_port_is_a_tls_error() {
             let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         }
     });
-    let (_, results) = check(&["-t", "10s"], &[url]);
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-t", "10s"])
+        .urls([url])
+        .run();
+    let results = run.results();
     assert_eq!(results[0]["error_kind"], "tls", "{}", results[0]);
 }
 
 #[test]
 fn a_black_hole_times_out_per_attempt() {
     let server = Server::start();
-    let (code, results) = check(&["-t", "300ms"], &[server.url("/hang")]);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-t", "300ms"])
+        .urls([server.url("/hang")])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     let result = &results[0];
     assert_eq!(result["error_kind"], "timeout");
     assert_eq!(result["attempts"], 1);
@@ -277,21 +320,35 @@ fn a_black_hole_times_out_per_attempt() {
 fn the_timeout_covers_the_body_only_when_it_is_read() {
     let server = Server::start();
     let url = server.url("/stall-body");
-    let (_, results) = check(&["-t", "300ms"], std::slice::from_ref(&url));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-t", "300ms"])
+        .urls([&url])
+        .run();
+    let results = run.results();
     assert_eq!(
         results[0]["ok"], true,
         "headers decide without --body-contains: {}",
         results[0]
     );
-    let (_, results) = check(&["-t", "300ms", "--body-contains", "complete"], &[url]);
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-t", "300ms", "--body-contains", "complete"])
+        .urls([url])
+        .run();
+    let results = run.results();
     assert_eq!(results[0]["error_kind"], "timeout");
 }
 
 #[test]
 fn non_http_answers_are_protocol_errors() {
     let server = Server::start();
-    let (code, results) = check(&[], &[server.url("/garbage"), server.url("/close")]);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .urls([server.url("/garbage"), server.url("/close")])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     for result in &results {
         assert_eq!(result["error_kind"], "protocol", "{result}");
         assert!(result["status"].is_null());
@@ -302,8 +359,12 @@ fn non_http_answers_are_protocol_errors() {
 fn refused_and_unresolvable_hosts() {
     let refused = format!("http://127.0.0.1:{}/", refused_port());
     let unresolvable = format!("http://{}/", unresolvable_host());
-    let (code, results) = check(&[], &[refused.clone(), unresolvable.clone()]);
-    assert_eq!(code, Some(1));
+    let run = Upcheck::new()
+        .format("json")
+        .urls([&refused, &unresolvable])
+        .run();
+    let results = run.results();
+    assert_eq!(run.code, Some(1));
     let refused = result_for(&results, &refused);
     assert_eq!(refused["error_kind"], "connect");
     assert_eq!(refused["error"], "connection refused");
@@ -333,16 +394,17 @@ fn credentials_are_not_forwarded_to_another_host() {
     let (origin, elsewhere) = (Server::start(), Server::start());
     let same_host = origin.url("/redirect/1");
     let cross_host = origin.url(&format!("/redirect-to/{}", elsewhere.url("/ok")));
-    let (code, _) = check(
-        &[
+    let run = Upcheck::new()
+        .format("json")
+        .args([
             "-H",
             "Authorization: Bearer s3cret",
             "-H",
             "Cookie: session=s3cret",
-        ],
-        &[same_host, cross_host],
-    );
-    assert_eq!(code, Some(0));
+        ])
+        .urls([same_host, cross_host])
+        .run();
+    assert_eq!(run.code, Some(0));
     let at_origin = origin.seen().requests;
     assert!(at_origin
         .iter()
@@ -370,8 +432,12 @@ fn secret_headers_can_come_from_a_file() {
         "X-Team: ops".into(),
     ]);
     let header_file = format!("@{}", path(&headers));
-    let (code, _) = check(&["-H", &header_file], &[server.url("/ok")]);
-    assert_eq!(code, Some(0));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-H", &header_file])
+        .urls([server.url("/ok")])
+        .run();
+    assert_eq!(run.code, Some(0));
     let request = &server.seen().requests[0];
     assert_eq!(request.header("authorization"), Some("Bearer s3cret"));
     assert_eq!(request.header("x-team"), Some("ops"));

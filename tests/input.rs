@@ -1,4 +1,4 @@
-use crate::support::{list_bytes, list_file, path, upcheck, upcheck_with_stdin, Server};
+use crate::support::{list_bytes, list_file, path, upcheck, Server, Upcheck};
 
 #[test]
 fn comments_blank_lines_crlf_and_bom_are_accepted() {
@@ -51,7 +51,7 @@ fn standard_input_is_read_when_piped_or_named() {
     let server = Server::start();
     let input = format!("{}\n", server.url("/ok"));
     for args in [&["-f", "json"][..], &["-f", "json", "-"][..]] {
-        let run = upcheck_with_stdin(args, &input);
+        let run = Upcheck::new().args(args).stdin(&input).run();
         assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
         let results = run.results();
         assert_eq!(results[0]["source"], "-");

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::support::names::{Answering, DnsResponder, PrivateEtc};
-use crate::support::{command, finish, spawn, Server};
+use crate::support::{Server, Upcheck};
 
 fn loopback() -> Vec<IpAddr> {
     vec!["127.0.0.1".parse().unwrap()]
@@ -23,12 +23,12 @@ fn names_come_from_the_private_hosts_file_and_the_test_resolver() {
         format!("http://api.upcheck.test:{port}/ok"),
         format!("http://missing.upcheck.test:{port}/ok"),
     ];
-    let mut upcheck = command();
-    upcheck.args(["-f", "json", "-t", "5s"]);
-    for url in &urls {
-        upcheck.args(["-u", url]);
-    }
-    let run = finish(spawn(&mut etc.wrap(&upcheck), None));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-t", "5s"])
+        .urls(&urls)
+        .via(etc.launcher())
+        .run();
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let results = run.results();
     assert_eq!(results[0]["ok"], true, "{}", results[0]);
@@ -45,16 +45,11 @@ fn names_come_from_the_private_hosts_file_and_the_test_resolver() {
 fn a_resolver_that_never_answers_is_a_dns_failure() {
     let dns = DnsResponder::start(HashMap::new(), Answering::Never);
     let etc = PrivateEtc::new("", Some(&dns));
-    let mut upcheck = command();
-    upcheck.args([
-        "-f",
-        "json",
-        "-t",
-        "10s",
-        "-u",
-        "tcp://silent.upcheck.test:80",
-    ]);
-    let run = finish(spawn(&mut etc.wrap(&upcheck), None));
+    let run = Upcheck::new()
+        .format("json")
+        .args(["-t", "10s", "-u", "tcp://silent.upcheck.test:80"])
+        .via(etc.launcher())
+        .run();
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_eq!(run.results()[0]["error_kind"], "dns");
     assert!(dns.queries() >= 1);

@@ -1,9 +1,8 @@
 use std::io::{BufRead, BufReader};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    assert_matches_schema, command, finish, list_file, path, refused_port, spawn, upcheck, Server,
+    assert_matches_schema, finish, list_file, path, refused_port, upcheck, Server, Upcheck,
 };
 
 /// A list with one target of each common outcome.
@@ -68,8 +67,7 @@ fn json_is_one_document_matching_the_schema() {
     let server = Server::start();
     let list = mixed_list(&server);
     let run = upcheck(&["-f", "json", path(&list)]);
-    let document = run.json();
-    assert_matches_schema(&document, "document");
+    let document = run.document();
     let summary = &document["summary"];
     assert_eq!(summary["total"], 5);
     assert_eq!(summary["ok"], 2);
@@ -97,8 +95,7 @@ fn json_is_one_document_matching_the_schema() {
 #[test]
 fn json_latency_percentiles_are_null_without_latencies() {
     let run = upcheck(&["-f", "json", "-u", "nope://x"]);
-    let document = run.json();
-    assert_matches_schema(&document, "document");
+    let document = run.document();
     let latency = &document["summary"]["latency_ms"];
     assert!(
         ["p50", "p95", "p99", "max"]
@@ -125,7 +122,7 @@ fn jsonl_streams_each_result_as_it_finishes() {
     let server = Server::start();
     let list = list_file(&[server.url("/slow/3000"), server.url("/ok")]);
     let started = Instant::now();
-    let mut child = spawn(command().args(["-f", "jsonl", path(&list)]), None);
+    let mut child = Upcheck::new().format("jsonl").args([path(&list)]).spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -144,17 +141,12 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let server = Server::start();
     let url = server.url("/ok");
     let on_terminal = |no_color: &str| {
-        let output = Command::new("script")
-            .args([
-                "-qec",
-                &format!("{} -u {url}", env!("CARGO_BIN_EXE_upcheck")),
-                "/dev/null",
-            ])
+        Upcheck::new()
+            .urls([&url])
             .env("NO_COLOR", no_color)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run script");
-        String::from_utf8_lossy(&output.stdout).into_owned()
+            .on_terminal()
+            .run()
+            .stdout
     };
     assert!(
         on_terminal("").contains("\x1b[32mOK"),
@@ -191,10 +183,10 @@ fn a_closed_stdout_ends_the_run_quietly() {
     let server = Server::start();
     let lines: Vec<String> = (0..1000).map(|_| server.url("/slow/20")).collect();
     let list = list_file(&lines);
-    let mut child = spawn(
-        command().args(["-f", "jsonl", "-c", "8", path(&list)]),
-        None,
-    );
+    let mut child = Upcheck::new()
+        .format("jsonl")
+        .args(["-c", "8", path(&list)])
+        .spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();

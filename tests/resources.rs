@@ -1,16 +1,15 @@
 use std::fs::File;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crate::support::{finish, list_bytes, list_file, path, spawn, upcheck, Server};
+use crate::support::{finish, list_bytes, list_file, path, upcheck, Server, Upcheck};
 
-/// Runs upcheck under `sh -c 'ulimit ...; exec upcheck ARGS'`.
-fn upcheck_with_ulimit(ulimit: &str, args: &[&str]) -> crate::support::Run {
-    let script = format!("ulimit {ulimit} && exec \"$0\" \"$@\"");
-    let mut command = Command::new("sh");
-    command
-        .args(["-c", &script, env!("CARGO_BIN_EXE_upcheck")])
-        .args(args);
-    finish(spawn(&mut command, None))
+/// A run under `sh -c 'ulimit ULIMIT && exec upcheck ARGS'`.
+fn with_ulimit(ulimit: &str) -> Upcheck {
+    Upcheck::new().via([
+        "sh",
+        "-c",
+        &format!("ulimit {ulimit} && exec \"$0\" \"$@\""),
+    ])
 }
 
 #[test]
@@ -19,9 +18,8 @@ fn a_low_file_limit_lowers_concurrency_with_one_warning() {
     let lines: Vec<String> = (0..600).map(|_| server.url("/slow/20")).collect();
     let list = list_file(&lines);
     // Hard and soft limit both 256: nothing to raise, so the concurrency must fit.
-    let run = upcheck_with_ulimit(
-        "-n 256",
-        &[
+    let run = with_ulimit("-n 256")
+        .args([
             "-c",
             "1000",
             "--per-host",
@@ -29,8 +27,8 @@ fn a_low_file_limit_lowers_concurrency_with_one_warning() {
             "-f",
             "jsonl",
             path(&list),
-        ],
-    );
+        ])
+        .run();
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.jsonl().len(), 600);
     assert_eq!(run.stderr.matches("warning").count(), 1, "{}", run.stderr);
@@ -47,10 +45,9 @@ fn the_soft_file_limit_is_raised_toward_the_hard_one() {
     let server = Server::start();
     let lines: Vec<String> = (0..300).map(|_| server.url("/slow/50")).collect();
     let list = list_file(&lines);
-    let run = upcheck_with_ulimit(
-        "-Sn 128 && ulimit -Hn 4096",
-        &["-c", "300", "--per-host", "300", "-f", "jsonl", path(&list)],
-    );
+    let run = with_ulimit("-Sn 128 && ulimit -Hn 4096")
+        .args(["-c", "300", "--per-host", "300", "-f", "jsonl", path(&list)])
+        .run();
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.stderr, "", "no warning: the soft limit was raised");
     assert!(
@@ -69,9 +66,8 @@ fn running_out_of_files_is_back_pressure_not_failure() {
         lines.extend((0..200).map(|_| server.url("/slow/10")));
     }
     let list = list_file(&lines);
-    let run = upcheck_with_ulimit(
-        "-n 256",
-        &[
+    let run = with_ulimit("-n 256")
+        .args([
             "-c",
             "1000",
             "--per-host",
@@ -81,8 +77,8 @@ fn running_out_of_files_is_back_pressure_not_failure() {
             "-f",
             "jsonl",
             path(&list),
-        ],
-    );
+        ])
+        .run();
     let results = run.jsonl();
     assert_eq!(results.len(), 800);
     let failed: Vec<_> = results.iter().filter(|r| r["ok"] != true).collect();
@@ -178,18 +174,9 @@ fn a_million_targets_stream_in_bounded_memory() {
     let list = list_file(&lines);
     drop(lines);
     let started = Instant::now();
-    let mut child = crate::support::spawn(
-        crate::support::command().args([
-            "-c",
-            "200",
-            "--per-host",
-            "200",
-            "-f",
-            "jsonl",
-            path(&list),
-        ]),
-        None,
-    );
+    let mut child = Upcheck::new()
+        .args(["-c", "200", "--per-host", "200", "-f", "jsonl", path(&list)])
+        .spawn();
     let pid = child.id();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -216,6 +203,10 @@ fn a_million_targets_stream_in_bounded_memory() {
         first_result_after < Duration::from_secs(1),
         "first result after {first_result_after:?}"
     );
+    assert!(
+        peak_kib > 0,
+        "the peak RSS was never read from /proc/{pid}/status"
+    );
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
     eprintln!("{TARGETS} targets in {:?}, first result after {first_result_after:?}, peak RSS {peak_kib} KiB", started.elapsed());
 }
@@ -230,19 +221,17 @@ fn an_unreadable_file_is_refused_before_probing() {
     let is_root = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
-    let mut command = if is_root {
-        let mut command = Command::new("setpriv");
-        command.args([
+    let as_nobody: &[&str] = if is_root {
+        &[
+            "setpriv",
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            env!("CARGO_BIN_EXE_upcheck"),
-        ]);
-        command
+        ]
     } else {
-        crate::support::command()
+        &[]
     };
-    let run = finish(spawn(command.arg(path(&list)), None));
+    let run = Upcheck::new().via(as_nobody).args([path(&list)]).run();
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
         run.stderr.contains(path(&list)) && run.stderr.contains("ermission denied"),

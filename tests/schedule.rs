@@ -4,7 +4,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    command, finish, list_file, path, result_for, spawn, upcheck, wait_until, Server,
+    command, finish, list_file, path, result_for, upcheck, wait_until, Server, Upcheck,
 };
 
 fn many(server: &Server, path: &str, count: usize) -> Vec<String> {
@@ -72,9 +72,13 @@ fn tcp_targets_count_against_per_host() {
     assert_eq!(run.code, Some(0));
     let seen = server.seen();
     assert_eq!(seen.max_in_flight, 4);
-    // The four HTTP probes hold every per-host slot for 200 ms, so no TCP probe can have
-    // connected before the first of them finished.
     assert!(seen.connections >= 5);
+    // The four HTTP probes hold every per-host slot for 200 ms, so no TCP probe may connect
+    // before the first of them has been answered: never more than four busy at once.
+    assert_eq!(
+        seen.max_busy, 4,
+        "HTTP requests and TCP connect checks at once beyond --per-host 4"
+    );
 }
 
 #[test]
@@ -268,7 +272,10 @@ fn sigint_stops_gracefully_and_prints_what_was_gathered() {
     let server = Server::start();
     let lines = vec![server.url("/ok"), server.url("/hang"), server.url("/hang")];
     let list = list_file(&lines);
-    let child = spawn(command().args(["-f", "json", "-c", "1", path(&list)]), None);
+    let child = Upcheck::new()
+        .format("json")
+        .args(["-c", "1", path(&list)])
+        .spawn();
     wait_for_requests(&server, 2);
     signal(child.id(), "INT");
     let run = finish(child);

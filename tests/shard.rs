@@ -2,13 +2,16 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::support::{list_file, path, refused_port, upcheck, Server};
+use crate::support::{list_file, path, refused_port, upcheck, Server, Upcheck};
 
 /// Runs shard `index` of `count` over `list` and returns its results.
 fn run_shard(index: u64, count: u64, list: &str, server: &Server) -> Vec<Value> {
     let requests_before = server.seen().requests.len();
     let shard = format!("{index}/{count}");
-    let run = upcheck(&["--shard", &shard, "-f", "jsonl", list]);
+    let run = Upcheck::new()
+        .format("jsonl")
+        .args(["--shard", &shard, list])
+        .run();
     assert!(matches!(run.code, Some(0 | 1)), "{shard}: {}", run.stderr);
     let results = run.jsonl();
     let http = results

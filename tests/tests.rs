@@ -1,6 +1,6 @@
 //! Integration tests: the real binary against real servers on 127.0.0.1 that the tests start.
 
-// Helpers: the scripted server and running the binary.
+// Helpers: the scripted server and its route table, and the builder that runs the binary.
 mod support;
 
 // Command-line handling: option values, usage errors, help, exit codes for bad input.

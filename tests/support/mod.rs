@@ -3,6 +3,7 @@
 pub mod names;
 pub mod server;
 
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -36,6 +37,13 @@ impl Run {
         })
     }
 
+    /// Stdout as the `json` format's document, checked against `schema.json`.
+    pub fn document(&self) -> Value {
+        let document = self.json();
+        assert_matches_schema(&document, "document");
+        document
+    }
+
     /// The `json` document's results.
     pub fn results(&self) -> Vec<Value> {
         self.json()["results"]
@@ -55,35 +63,174 @@ impl Run {
     }
 }
 
-/// The binary, with an environment that cannot send test traffic anywhere but loopback.
-pub fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_upcheck"));
-    for proxy in [
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "NO_COLOR",
-    ] {
-        command.env_remove(proxy);
+/// Environment variables no run may inherit: a proxy could send test traffic off the
+/// machine, and `NO_COLOR` would change the output.
+const CLEARED_ENV: [&str; 7] = [
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_COLOR",
+];
+
+/// `program` with the [`CLEARED_ENV`] variables removed from its environment.
+fn clean_command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
+    for name in CLEARED_ENV {
+        command.env_remove(name);
     }
     command
 }
 
-/// Runs the binary with `args` and no standard input.
-pub fn upcheck(args: &[&str]) -> Run {
-    finish(spawn(command().args(args), None))
+/// The binary, with an environment that cannot send test traffic anywhere but loopback.
+/// For the few tests that need a raw child process (their own stdio, signals); the others
+/// use [`Upcheck`].
+pub fn command() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_upcheck"))
 }
 
-/// Runs the binary with `args`, feeding `input` on standard input.
-pub fn upcheck_with_stdin(args: &[&str], input: &str) -> Run {
-    finish(spawn(command().args(args), Some(input)))
+/// One run of the binary, described step by step and then [`run`](Upcheck::run) or
+/// [`spawn`](Upcheck::spawn)ed, always with [`command`]'s environment:
+///
+/// ```text
+/// Upcheck::new().format("json").args(["-t", "1s"]).urls(&targets).run()
+/// ```
+///
+/// Arguments are passed in the order they are added.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Upcheck {
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    launcher: Vec<OsString>,
+    stdin: Option<String>,
+    terminal: bool,
+}
+
+impl Upcheck {
+    /// A run with no arguments and nothing on standard input.
+    pub fn new() -> Upcheck {
+        Upcheck::default()
+    }
+
+    /// Adds `args` as they are.
+    pub fn args<I, S>(mut self, args: I) -> Upcheck
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds `-f FORMAT`.
+    pub fn format(self, format: &str) -> Upcheck {
+        self.args(["-f", format])
+    }
+
+    /// Adds `-u TARGET` for each of `targets`.
+    pub fn urls<I, S>(mut self, targets: I) -> Upcheck
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        for target in targets {
+            self = self.args([OsStr::new("-u"), target.as_ref()]);
+        }
+        self
+    }
+
+    /// Feeds `text` on standard input, then closes it (without this, it is empty).
+    pub fn stdin(mut self, text: &str) -> Upcheck {
+        self.stdin = Some(text.to_owned());
+        self
+    }
+
+    /// Sets the environment variable `name` (which may be one [`command`] clears).
+    pub fn env(mut self, name: &str, value: &str) -> Upcheck {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Starts the binary through `launcher`, a program and its first arguments, which is
+    /// then given the binary's path and the arguments: `["setpriv", "--reuid=65534"]`, or
+    /// `["sh", "-c", "ulimit -n 256 && exec \"$0\" \"$@\""]`. Empty, the binary runs
+    /// directly.
+    pub fn via<I, S>(mut self, launcher: I) -> Upcheck
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.launcher = launcher
+            .into_iter()
+            .map(|part| part.as_ref().to_owned())
+            .collect();
+        self
+    }
+
+    /// Runs on a pseudo-terminal (util-linux `script`): the run's `stdout` is everything
+    /// the terminal showed, the binary's stdout and stderr together, and its `stderr` is
+    /// `script`'s own.
+    pub fn on_terminal(mut self) -> Upcheck {
+        self.terminal = true;
+        self
+    }
+
+    /// Runs to the end (at most [`HANG_LIMIT`]).
+    pub fn run(self) -> Run {
+        finish(self.spawn())
+    }
+
+    /// Starts the run with piped stdout and stderr, for a test that reads or signals it
+    /// before [`finish`]ing it.
+    pub fn spawn(self) -> Child {
+        let mut argv = self.launcher;
+        argv.push(env!("CARGO_BIN_EXE_upcheck").into());
+        argv.extend(self.args);
+        let mut command = if self.terminal {
+            // -e: script exits with the binary's status; -q: it adds no banner.
+            let mut command = clean_command("script");
+            command.args([
+                OsStr::new("-qec"),
+                &shell_words(&argv),
+                OsStr::new("/dev/null"),
+            ]);
+            command
+        } else {
+            let mut command = clean_command(&argv[0]);
+            command.args(&argv[1..]);
+            command
+        };
+        command.envs(self.env);
+        start(&mut command, self.stdin.as_deref())
+    }
+}
+
+/// `argv` as one POSIX shell command line, each word single-quoted.
+fn shell_words(argv: &[OsString]) -> OsString {
+    let words: Vec<String> = argv
+        .iter()
+        .map(|word| {
+            let word = word
+                .to_str()
+                .expect("arguments run on a terminal are UTF-8");
+            format!("'{}'", word.replace('\'', "'\\''"))
+        })
+        .collect();
+    words.join(" ").into()
+}
+
+/// Runs the binary with `args` and no standard input: short for
+/// `Upcheck::new().args(args).run()`.
+pub fn upcheck(args: &[&str]) -> Run {
+    Upcheck::new().args(args).run()
 }
 
 /// Starts `command` with piped output (and input when given).
-pub fn spawn(command: &mut Command, input: Option<&str>) -> Child {
+fn start(command: &mut Command, input: Option<&str>) -> Child {
     command
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -92,7 +239,9 @@ pub fn spawn(command: &mut Command, input: Option<&str>) -> Child {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("start upcheck");
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {:?}: {err}", command.get_program()));
     if let Some(input) = input {
         let mut stdin = child.stdin.take().expect("piped stdin");
         let input = input.to_owned();
@@ -160,6 +309,11 @@ pub fn list_bytes(bytes: &[u8]) -> NamedTempFile {
     file.write_all(bytes).expect("write the list");
     file.flush().expect("flush the list");
     file
+}
+
+/// A temporary checks file holding `text`.
+pub fn checks_file(text: &str) -> NamedTempFile {
+    list_bytes(text.as_bytes())
 }
 
 /// The path of a temporary file, as an argument.

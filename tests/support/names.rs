@@ -3,8 +3,8 @@
 //! /etc/resolv.conf the test writes (the machine's own files stay untouched).
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -179,26 +179,23 @@ impl PrivateEtc {
         PrivateEtc { directory }
     }
 
-    /// `command` (a program and its arguments) to run in a private mount namespace that
-    /// sees these files; the environment is the caller's to set on the result.
-    pub fn wrap(&self, command: &Command) -> Command {
-        let mut wrapped = Command::new("unshare");
-        wrapped.args(["--mount", "--propagation", "private", "sh", "-c"]);
-        wrapped.arg(
+    /// A launcher for [`super::Upcheck::via`]: runs the binary in a private mount namespace
+    /// that sees these files as /etc/hosts and /etc/resolv.conf.
+    pub fn launcher(&self) -> Vec<OsString> {
+        let mut launcher: Vec<OsString> = ["unshare", "--mount", "--propagation", "private"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        launcher.extend([
+            "sh".into(),
+            "-c".into(),
             "mount --bind \"$1\" /etc/hosts && mount --bind \"$2\" /etc/resolv.conf \
-             && shift 2 && exec \"$@\"",
-        );
-        wrapped.arg("sh");
-        wrapped.arg(self.directory.path().join("hosts"));
-        wrapped.arg(self.directory.path().join("resolv.conf"));
-        wrapped.arg(command.get_program());
-        wrapped.args(command.get_args());
-        for (key, value) in command.get_envs() {
-            match value {
-                Some(value) => wrapped.env(key, value),
-                None => wrapped.env_remove(key),
-            };
-        }
-        wrapped
+             && shift 2 && exec \"$@\""
+                .into(),
+            "sh".into(),
+            self.directory.path().join("hosts").into(),
+            self.directory.path().join("resolv.conf").into(),
+        ]);
+        launcher
     }
 }

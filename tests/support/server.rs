@@ -1,5 +1,6 @@
 //! Scripted HTTP(S) servers on 127.0.0.1, shared by the tests and the example fleet: each
-//! path is a behaviour, well or badly behaved, and the server records what it saw.
+//! path is a behaviour, well or badly behaved ([`BEHAVIOURS`] lists them), and the server
+//! records what it saw.
 
 use std::collections::HashMap;
 use std::io;
@@ -57,7 +58,49 @@ pub struct Seen {
     pub max_in_flight: usize,
     /// TCP connections accepted.
     pub connections: usize,
+    /// Connections open now that have sent no request yet: a new HTTP connection before its
+    /// first request, or a TCP connect check's, which never sends one.
+    fresh: usize,
+    /// The most connections ever busy at once: answering a request, or fresh. Counted at
+    /// accept, at each request and its answer, and at close, so connections that never send
+    /// a request count too; keep-alive connections idle in a client's pool do not. This is
+    /// how many probes the server saw at once, TCP connect checks included.
+    pub max_busy: usize,
     flaky: HashMap<String, u32>,
+}
+
+impl Seen {
+    fn note_busy(&mut self) {
+        self.max_busy = self.max_busy.max(self.in_flight + self.fresh);
+    }
+}
+
+/// One accepted connection's part in [`Seen`]: fresh until its first request, and no
+/// longer counted when it closes, however that happens.
+struct Tracked {
+    seen: Arc<Mutex<Seen>>,
+    fresh: bool,
+}
+
+impl Tracked {
+    /// Counts a connection just accepted.
+    fn accepted(seen: Arc<Mutex<Seen>>) -> Tracked {
+        {
+            let mut seen = lock(&seen);
+            seen.connections += 1;
+            seen.fresh += 1;
+            seen.note_busy();
+        }
+        Tracked { seen, fresh: true }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.fresh {
+            lock(&self.seen).fresh -= 1;
+        }
+    }
 }
 
 /// A running server; stops when dropped.
@@ -184,20 +227,19 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, seen:
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        lock(&seen).connections += 1;
-        let seen = seen.clone();
+        let mut tracked = Tracked::accepted(seen.clone());
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             match acceptor {
                 Some(acceptor) => {
                     if let Ok(stream) = acceptor.accept(stream).await {
-                        if let Some(stream) = serve(stream, seen).await {
+                        if let Some(stream) = serve(stream, &mut tracked).await {
                             let _ = stream.get_ref().0.set_zero_linger();
                         }
                     }
                 }
                 None => {
-                    if let Some(stream) = serve(stream, seen).await {
+                    if let Some(stream) = serve(stream, &mut tracked).await {
                         let _ = stream.set_zero_linger();
                     }
                 }
@@ -219,7 +261,8 @@ enum Next {
 }
 
 /// Answers requests on one connection; returns the stream when a behaviour asks for a reset.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: Arc<Mutex<Seen>>) -> Option<S> {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, tracked: &mut Tracked) -> Option<S> {
+    let seen = tracked.seen.clone();
     let mut stream = BufReader::new(stream);
     while let Some(request) = read_request(&mut stream).await {
         {
@@ -227,8 +270,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: Arc<Mutex<See
             if seen.requests.len() < MAX_RECORDED {
                 seen.requests.push(request.clone());
             }
+            if tracked.fresh {
+                tracked.fresh = false;
+                seen.fresh -= 1;
+            }
             seen.in_flight += 1;
             seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
+            seen.note_busy();
         }
         let next = respond(stream.get_mut(), &request, &seen).await;
         lock(&seen).in_flight -= 1;
@@ -278,6 +326,35 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> Option
         .ok()?;
     Some(request)
 }
+
+/// What each path does: the route table of [`respond`]'s `match`, printed by the example
+/// fleet. Keep the two in step.
+#[allow(dead_code)] // Read by examples/fleet.rs; the tests read the match itself.
+pub const BEHAVIOURS: &str = "\
+/ok                      200, at once
+/status/CODE             that status
+/slow/MS                 200 after MS milliseconds
+/hang                    reads the request, never answers (a black hole)
+/retry-after/SECS        429 with Retry-After: SECS
+/unavailable/SECS        503 with Retry-After: SECS
+/flaky/N/KEY             503 for the first N requests naming KEY, then 200
+/redirect/N              N redirects, then /ok
+/loop                    redirects to itself forever
+/redirect-to/URL         one redirect to URL (file://, ftp://, ...)
+/body/TEXT               200 with TEXT as the body
+/padded/N/TEXT           200 with N filler bytes, then TEXT
+/garbage                 answers with bytes that are not HTTP
+/close                   closes the connection without answering
+/stall-body              sends headers and part of the body, then stalls
+/trickle                 sends the response one byte a second
+/reset-headers           resets the connection in the middle of the headers
+/reset-body              resets the connection in the middle of the body
+/big-headers             200 with 64 KiB of headers (64 of 1 KiB)
+/endless                 200 with a body that never ends (chunked)
+/bad-chunked             200 with a broken chunked encoding
+/informational           100 Continue and 103 Early Hints, then 200
+/gzip                    200 with a body labelled gzip (never decompressed)
+";
 
 /// Answers one request and says how the connection goes on.
 async fn respond<S: AsyncWrite + Unpin>(
