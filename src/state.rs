@@ -204,7 +204,12 @@ impl StateFile {
             let mut reader = BufReader::new(old);
             reader.seek(SeekFrom::Start(0))?;
             read_header(&mut reader)?;
-            while let Some((mut entry, texts)) = read_entry(&mut reader, true)? {
+            while let Some(Record {
+                entry,
+                source,
+                target,
+            }) = read_entry(&mut reader, true)?
+            {
                 let Ok(at) = self
                     .previous
                     .binary_search_by_key(&entry.key, |known| known.key)
@@ -215,12 +220,10 @@ impl StateFile {
                     continue;
                 }
                 self.previous[at].flags |= SETTLED;
-                let (source, target) = texts.unwrap_or_default();
                 if complete {
                     self.changes.gone += 1;
                     gone(&source, &target);
                 } else {
-                    entry.flags &= OK;
                     self.write(&entry, &source, &target)?;
                 }
             }
@@ -296,8 +299,8 @@ fn read_previous(path: &Path) -> anyhow::Result<(Vec<Known>, Option<File>)> {
     let mut reader = BufReader::new(file);
     let mut previous = Vec::new();
     let read = read_header(&mut reader).and_then(|()| {
-        while let Some((entry, _)) = read_entry(&mut reader, false)? {
-            previous.push(entry);
+        while let Some(record) = read_entry(&mut reader, false)? {
+            previous.push(record.entry);
         }
         Ok(())
     });
@@ -337,12 +340,17 @@ fn read_header(reader: &mut impl Read) -> io::Result<()> {
     }
 }
 
+/// One entry as read from the file.
+struct Record {
+    entry: Known,
+    /// The source and the target as written; empty when they were skipped.
+    source: String,
+    target: String,
+}
+
 /// The next entry, with its source and target when `with_texts` (else they are skipped);
 /// `None` at the closing record.
-fn read_entry<R: BufRead + Seek>(
-    reader: &mut R,
-    with_texts: bool,
-) -> io::Result<Option<(Known, Option<(String, String)>)>> {
+fn read_entry<R: BufRead + Seek>(reader: &mut R, with_texts: bool) -> io::Result<Option<Record>> {
     let mut tag = [0; 1];
     read_exact(reader, &mut tag)?;
     if tag[0] == END {
@@ -362,8 +370,8 @@ fn read_entry<R: BufRead + Seek>(
         changed_at: u32::from_le_bytes(changed_at.try_into().unwrap_or_default()),
         flags: flags[0] & OK,
     };
-    let mut texts = Vec::with_capacity(2);
-    for _ in 0..2 {
+    let mut texts = [String::new(), String::new()];
+    for text in &mut texts {
         let mut length = [0; 4];
         read_exact(reader, &mut length)?;
         let length = u32::from_le_bytes(length);
@@ -371,18 +379,19 @@ fn read_entry<R: BufRead + Seek>(
             return Err(damaged("it holds a target longer than any list line"));
         }
         if with_texts {
-            let mut text = vec![0; length as usize];
-            read_exact(reader, &mut text)?;
-            texts.push(String::from_utf8_lossy(&text).into_owned());
+            let mut bytes = vec![0; length as usize];
+            read_exact(reader, &mut bytes)?;
+            *text = String::from_utf8_lossy(&bytes).into_owned();
         } else {
             reader.seek_relative(i64::from(length))?;
         }
     }
-    let texts = match (texts.pop(), texts.pop()) {
-        (Some(target), Some(source)) => Some((source, target)),
-        _ => None,
-    };
-    Ok(Some((entry, texts)))
+    let [source, target] = texts;
+    Ok(Some(Record {
+        entry,
+        source,
+        target,
+    }))
 }
 
 #[cfg(test)]
