@@ -326,8 +326,12 @@ fn read_exact(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<()> {
 
 fn read_header(reader: &mut impl Read) -> io::Result<()> {
     let mut magic = [0; MAGIC.len()];
-    if reader.read_exact(&mut magic).is_err() || magic != MAGIC {
-        return Err(damaged("it is not an upcheck state file"));
+    let read = reader.read_exact(&mut magic);
+    match read {
+        Err(err) if err.kind() != io::ErrorKind::UnexpectedEof => return Err(err),
+        Err(_) => return Err(damaged("it is not an upcheck state file")),
+        Ok(()) if magic != MAGIC => return Err(damaged("it is not an upcheck state file")),
+        Ok(()) => {}
     }
     let mut version = [0; 4];
     read_exact(reader, &mut version)?;
