@@ -123,6 +123,22 @@ pub struct Cli {
     #[arg(short = 'q', long)]
     pub(crate) quiet: bool,
 
+    /// Remember each target's health in FILE between runs, to say what changed since the last
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) state: Option<PathBuf>,
+
+    /// Start the --state file afresh, ignoring what it holds: every target is new
+    #[arg(long, requires = "state")]
+    pub(crate) state_reset: bool,
+
+    /// Text format: print only targets whose health changed since the --state run, and the summary
+    #[arg(long, requires = "state")]
+    pub(crate) changes_only: bool,
+
+    /// Text format: draw the latency histogram even when stdout is not a terminal
+    #[arg(long)]
+    pub(crate) histogram: bool,
+
     /// When to draw a progress bar on stderr: auto (if stderr is a terminal), always, never
     #[arg(long, value_name = "WHEN", value_enum, default_value_t = ProgressWhen::Auto, hide_possible_values = true)]
     pub(crate) progress: ProgressWhen,

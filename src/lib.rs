@@ -38,6 +38,8 @@
 //! calendar.rs    dates in UTC, for certificate expiry
 //! fdlimit.rs     fitting -c into the open-file limit
 //! shell.rs       completion scripts and the man page
+//! state.rs       --state: what the last run found, to say what changed
+//! inflight.rs    the targets in flight, for SIGUSR1 and the progress bar
 //! ```
 
 // The surface is deliberate: only what main.rs and the tests need is public.
@@ -48,6 +50,7 @@ mod checks;
 mod cli;
 mod exit;
 mod fdlimit;
+mod inflight;
 mod input;
 mod outcome;
 mod output;
@@ -60,6 +63,7 @@ mod schedule;
 mod settings;
 mod shard;
 mod shell;
+mod state;
 mod stop;
 mod summary;
 mod target;
@@ -78,6 +82,7 @@ use tokio::time::Instant;
 pub use cli::Cli;
 
 use crate::exit::{Ending, RunFacts};
+use crate::inflight::InFlight;
 use crate::input::Inputs;
 use crate::output::Output;
 use crate::probe::Prober;
@@ -88,6 +93,7 @@ use crate::retry::RetryPolicy;
 use crate::schedule::{Engine, Limits};
 use crate::settings::Settings;
 use crate::shard::ShardFilter;
+use crate::state::StateFile;
 
 /// Results queued for the reporter: enough to ride out a slow terminal briefly, then the
 /// probes wait for it (back-pressure rather than unbounded memory).
@@ -148,6 +154,10 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     let started = Instant::now();
     let inputs = Inputs::open(&settings.files, &settings.checks, &settings.urls)?;
     let output = Output::open(settings.output.as_deref())?;
+    let state = match &settings.state {
+        Some((path, reset)) => Some(StateFile::open(path, *reset)?),
+        None => None,
+    };
     if settings.client.insecure {
         eprintln!("upcheck: warning: --insecure: TLS certificates are not verified");
     }
@@ -168,6 +178,7 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
         },
         slow: settings.slow,
         pacer: Pacer::new(settings.rate),
+        in_flight: InFlight::default(),
     });
 
     let (trigger, stop) = stop::channel();
@@ -177,14 +188,25 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     stop::stop_on_signals(trigger, output::remove_pending).context("cannot listen for signals")?;
 
     let progress = Progress::new(settings.progress);
+    inflight::report_on_sigusr1(engine.in_flight.clone(), progress.clone())
+        .context("cannot listen for SIGUSR1")?;
+    inflight::show_laggard(
+        engine.in_flight.clone(),
+        progress.clone(),
+        settings.target.timeout / 2,
+    );
     let stdout_is_terminal = matches!(output, Output::Stdout(_)) && io::stdout().is_terminal();
+    let color = stdout_is_terminal && !no_color_requested();
     let style = ReportStyle {
         format: settings.format,
         quiet: settings.quiet,
-        color: stdout_is_terminal && !no_color_requested(),
+        color,
         stdout_is_terminal,
+        changes_only: settings.changes_only,
+        // Drawn where colour would be: a terminal, without NO_COLOR.
+        histogram: settings.histogram || (color && settings.format == report::Format::Text),
     };
-    let mut reporter = Reporter::new(style, output, progress.clone());
+    let mut reporter = Reporter::new(style, output, progress.clone(), state);
     let (results, mut received) = mpsc::channel(RESULT_QUEUE);
     let mut report =
         tokio::task::spawn_blocking(move || reporter.consume(&mut received).map(|()| reporter));
@@ -202,7 +224,7 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
             bail!("the reporter stopped before the results were in");
         }
     };
-    let reporter = reporter_outcome(report.await)?;
+    let mut reporter = reporter_outcome(report.await)?;
 
     // A signal or the deadline before the first line is a cut-short run, not an empty list.
     if reporter.totals().total() == 0 && read_error.is_none() && stop.reason().is_none() {
@@ -217,9 +239,15 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     if let Some(err) = &read_error {
         eprintln!("upcheck: {err:#}");
     }
-    let summary = reporter
+    // Only a run that read its whole input can tell that a target left the list.
+    let read_whole = stop.reason().is_none() && read_error.is_none();
+    let state = reporter
+        .settle_state(read_whole)
+        .context("cannot write the state file")?;
+    let mut summary = reporter
         .totals()
         .summary(started.elapsed(), stop.reason().is_some());
+    summary.changes = state.as_ref().map(StateFile::changes);
     let facts = RunFacts {
         stop: stop.reason(),
         read_failed: read_error.is_some(),
@@ -230,6 +258,10 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
         .finish(&summary, ending, facts.stop)
         .context("cannot write results")?
         .commit()?;
+    // After the report: a change is remembered only once it has been reported.
+    if let Some(state) = state {
+        state.commit()?;
+    }
     Ok(settings.format.exit_code(ending))
 }
 

@@ -154,6 +154,12 @@ pub(crate) struct TargetResult {
     pub(crate) cert_expires_at: Option<i64>,
     /// Whole days left until `cert_expires_at` when the response came; negative once expired.
     pub(crate) cert_days_left: Option<i64>,
+    /// `ok` in the `--state` file's run; `None` without `--state` or for a target new to it.
+    pub(crate) previous_ok: Option<bool>,
+    /// When the target's health last changed, as far as the `--state` file knows (Unix
+    /// seconds; RFC 3339 in JSON).
+    #[serde(serialize_with = "serialize_rfc3339")]
+    pub(crate) changed_at: Option<i64>,
 }
 
 impl TargetResult {
@@ -187,6 +193,8 @@ impl TargetResult {
             slow: verdict.slow,
             cert_expires_at: verdict.cert.map(|cert| cert.not_after),
             cert_days_left: verdict.cert.map(|cert| cert.days_left),
+            previous_ok: None,
+            changed_at: None,
         }
     }
 

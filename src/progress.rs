@@ -42,9 +42,10 @@ impl Progress {
             }
         };
         let style = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} checked, {msg}",
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} checked, {msg}{prefix}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
+        // The prefix slot, drawn last, names the target the run is waiting on (see waiting_on).
         let bar = ProgressBar::with_draw_target(Some(0), target).with_style(style);
         bar.enable_steady_tick(Duration::from_millis(250));
         Progress { bar: Some(bar) }
@@ -62,6 +63,19 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.inc(1);
             bar.set_message(format!("{failed} unhealthy"));
+        }
+    }
+
+    /// Whether the bar is drawn at all.
+    pub(crate) fn is_shown(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// Shows `waiting` (what the run waits on, as `, waiting 3s on TARGET`) after the
+    /// counts, or nothing.
+    pub(crate) fn waiting_on(&self, waiting: Option<String>) {
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(waiting.unwrap_or_default());
         }
     }
 

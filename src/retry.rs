@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::inflight::Ticket;
 use crate::outcome::{ErrorKind, Failure, Verdict};
 use crate::probe::{Attempt, Prober, TargetSettings};
 use crate::rate::Pacer;
@@ -26,12 +27,14 @@ const OUT_OF_FILES_PAUSE: Duration = Duration::from_millis(20);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// What is known of a check so far; kept by the caller so a cancelled check can still report it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct AttemptLog {
     /// Attempts started.
     pub(crate) attempts: u32,
     /// The last attempt that completed.
     pub(crate) last: Option<Attempt>,
+    /// The check's place among those in flight, told of each attempt.
+    pub(crate) ticket: Option<Ticket>,
 }
 
 impl AttemptLog {
@@ -71,6 +74,9 @@ pub(crate) async fn until_final(
     loop {
         pacer.wait_turn().await;
         log.attempts += 1;
+        if let Some(ticket) = &log.ticket {
+            ticket.attempt(log.attempts);
+        }
         let attempt = prober.attempt(target, settings).await;
         // Out of file descriptors is back-pressure: wait for sockets to free up, without
         // counting an attempt, for as long as one attempt may take.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::inflight::InFlight;
 use crate::input::{Entry, Item};
 use crate::outcome::{ErrorKind, Failure, TargetResult, Verdict};
 use crate::probe::{Prober, TargetSettings};
@@ -46,6 +47,8 @@ pub(crate) struct Engine {
     pub(crate) slow: Option<Duration>,
     /// Paces request starts (`--rate`).
     pub(crate) pacer: Pacer,
+    /// The targets being checked, for SIGUSR1 and the progress bar.
+    pub(crate) in_flight: InFlight,
 }
 
 /// Checks every entry from `entries`, sending one result per entry to `results`.
@@ -305,7 +308,10 @@ impl Task {
             settings,
         } = self.pending;
         let engine = &self.engine;
-        let mut log = AttemptLog::default();
+        let mut log = AttemptLog {
+            ticket: Some(engine.in_flight.enter(&text)),
+            ..AttemptLog::default()
+        };
         let probed = retry::until_final(
             &engine.prober,
             &engine.pacer,
@@ -319,6 +325,7 @@ impl Task {
             reason = self.stop.stopped() => Err(reason),
             verdict = probed => Ok(verdict),
         };
+        log.ticket = None;
         let mut verdict = checked.unwrap_or_else(|reason| log.cut_short(reason.failure()));
         verdict.slow = is_slow(&verdict, engine.slow);
         let result = TargetResult::new(origin, text, Some(target.kind()), labels, verdict);

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::bail;
+
 use crate::cli::Cli;
 use crate::probe::{ClientSettings, TargetSettings};
 use crate::progress::ProgressWhen;
@@ -49,12 +51,27 @@ pub(crate) struct Settings {
     pub(crate) output: Option<PathBuf>,
     /// When the progress bar is drawn.
     pub(crate) progress: ProgressWhen,
+    /// `--state FILE`, and whether to start it afresh.
+    pub(crate) state: Option<(PathBuf, bool)>,
+    /// Text format: only targets whose health changed since the state's run.
+    pub(crate) changes_only: bool,
+    /// Text format: the latency histogram even off a terminal.
+    pub(crate) histogram: bool,
 }
 
 impl Settings {
     /// The settings `cli` asks for; fails on what clap cannot check (the `-H` values).
     pub(crate) fn from_cli(cli: Cli) -> anyhow::Result<Self> {
         let headers = values::parse_headers(&cli.headers)?;
+        // Machine formats carry previous_ok and ok for a filter, and have no room for bars.
+        for (asked, option) in [
+            (cli.changes_only, "--changes-only"),
+            (cli.histogram, "--histogram"),
+        ] {
+            if asked && cli.format != Format::Text {
+                bail!("{option} applies to the text format only");
+            }
+        }
         Ok(Settings {
             files: cli.files,
             checks: cli.checks,
@@ -87,6 +104,9 @@ impl Settings {
             format: cli.format,
             output: cli.output,
             progress: cli.progress,
+            state: cli.state.map(|path| (path, cli.state_reset)),
+            changes_only: cli.changes_only,
+            histogram: cli.histogram,
         })
     }
 }

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 use crate::outcome::{millis, ErrorKind, TargetResult};
+use crate::state::Changes;
 
 /// Sub-buckets per power of two: percentiles come out within 1% of the true value.
 const SUB_BUCKETS: u64 = 128;
@@ -22,6 +24,7 @@ pub(crate) struct Totals {
     deadline_skipped: u64,
     slow: u64,
     cert_expiring: u64,
+    failed_by_kind: FailedByKind,
     latencies: LatencyHistogram,
 }
 
@@ -35,6 +38,7 @@ impl Default for Totals {
             deadline_skipped: 0,
             slow: 0,
             cert_expiring: 0,
+            failed_by_kind: FailedByKind::default(),
             latencies: LatencyHistogram::new(),
         }
     }
@@ -56,6 +60,9 @@ impl Totals {
             self.failed += 1;
             if result.error_kind == Some(ErrorKind::CertExpiry) {
                 self.cert_expiring += 1;
+            }
+            if let Some(kind) = result.error_kind {
+                self.failed_by_kind.count(kind);
             }
         }
         if let Some(latency) = result.latency_ms {
@@ -84,6 +91,7 @@ impl Totals {
             slow: self.slow,
             deadline_skipped: self.deadline_skipped,
             cert_expiring: self.cert_expiring,
+            failed_by_kind: self.failed_by_kind.most_first(),
             elapsed_ms: millis(elapsed),
             complete: self.skipped == 0 && !stopped,
             latency_ms: Percentiles {
@@ -92,6 +100,8 @@ impl Totals {
                 p99: self.latencies.percentile(99.0).map(millis),
                 max: self.latencies.max.map(millis),
             },
+            latency_bins: self.latencies.bins(),
+            changes: None,
         }
     }
 }
@@ -121,6 +131,13 @@ pub(crate) struct Summary {
     pub(crate) complete: bool,
     /// Latency percentiles over the results that have one.
     pub(crate) latency_ms: Percentiles,
+    /// Failed results (not skipped ones) by `error_kind`, the most frequent first.
+    pub(crate) failed_by_kind: FailedByKind,
+    /// What changed since the `--state` file's run; `None` without `--state`.
+    pub(crate) changes: Option<Changes>,
+    /// Results per latency bin (see [`BIN_EDGES_MICROS`]), for the text histogram.
+    #[serde(skip)]
+    pub(crate) latency_bins: Vec<u64>,
 }
 
 impl Summary {
@@ -142,6 +159,68 @@ pub(crate) struct Percentiles {
     /// Slowest.
     pub(crate) max: Option<f64>,
 }
+
+/// Counts per error kind; a list, not a map, as there are only a dozen kinds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct FailedByKind(Vec<(ErrorKind, u64)>);
+
+impl FailedByKind {
+    fn count(&mut self, kind: ErrorKind) {
+        match self.0.iter_mut().find(|(seen, _)| *seen == kind) {
+            Some((_, count)) => *count += 1,
+            None => self.0.push((kind, 1)),
+        }
+    }
+
+    /// The same counts, the most frequent first (ties by name, so the order is stable).
+    fn most_first(&self) -> Self {
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable_by_key(|&(kind, count)| (std::cmp::Reverse(count), kind.as_str()));
+        FailedByKind(sorted)
+    }
+
+    /// Each kind with its count, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (ErrorKind, u64)> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl Serialize for FailedByKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (kind, count) in &self.0 {
+            map.serialize_entry(kind.as_str(), count)?;
+        }
+        map.end()
+    }
+}
+
+/// The lower edges of the latency bins drawn in the text histogram, in microseconds: 1, 2
+/// and 5 times each power of ten from 100 µs to 500 s, so labels read as round numbers;
+/// below the first edge is one more bin.
+pub(crate) const BIN_EDGES_MICROS: [u64; 21] = [
+    100,
+    200,
+    500,
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+];
 
 /// A log-bucketed histogram of microseconds: exact below 128 µs, within 1% above.
 #[derive(Debug)]
@@ -184,6 +263,21 @@ impl LatencyHistogram {
             }
         }
         Some(max)
+    }
+}
+
+impl LatencyHistogram {
+    /// Counts per bin: index 0 below the first of [`BIN_EDGES_MICROS`], index `i` from
+    /// edge `i - 1` up to edge `i`; each fine bucket goes whole to the bin of its middle.
+    fn bins(&self) -> Vec<u64> {
+        let mut bins = vec![0; BIN_EDGES_MICROS.len() + 1];
+        for (index, &count) in self.counts.iter().enumerate() {
+            if count > 0 {
+                let middle = bucket_middle(index as u64);
+                bins[BIN_EDGES_MICROS.partition_point(|&edge| edge <= middle)] += count;
+            }
+        }
+        bins
     }
 }
 
@@ -240,6 +334,44 @@ mod tests {
         close(histogram.percentile(95.0), 95.0);
         close(histogram.percentile(99.0), 99.0);
         assert_eq!(histogram.max, Some(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn bins_split_at_round_edges() {
+        let mut histogram = LatencyHistogram::new();
+        for micros in [50, 150, 999, 1_000, 1_500, 7_000, 7_000, 600_000_000] {
+            histogram.record(Duration::from_micros(micros));
+        }
+        let bins = histogram.bins();
+        assert_eq!(&bins[..7], &[1, 1, 0, 1, 2, 0, 2]);
+        assert_eq!(bins[BIN_EDGES_MICROS.len()], 1);
+        assert_eq!(bins.iter().sum::<u64>(), 8);
+    }
+
+    #[test]
+    fn failures_by_kind_come_most_frequent_first() {
+        let mut kinds = FailedByKind::default();
+        for kind in [
+            ErrorKind::Dns,
+            ErrorKind::Tls,
+            ErrorKind::Timeout,
+            ErrorKind::Timeout,
+        ] {
+            kinds.count(kind);
+        }
+        let sorted: Vec<_> = kinds.most_first().iter().collect();
+        assert_eq!(
+            sorted,
+            [
+                (ErrorKind::Timeout, 2),
+                (ErrorKind::Dns, 1),
+                (ErrorKind::Tls, 1)
+            ]
+        );
+        assert_eq!(
+            serde_json::to_string(&kinds.most_first()).unwrap(),
+            r#"{"timeout":2,"dns":1,"tls":1}"#
+        );
     }
 
     #[test]

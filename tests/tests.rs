@@ -33,3 +33,7 @@ mod rate;
 mod shard;
 // Completion scripts and the man page.
 mod shell;
+// --state and --changes-only across consecutive runs.
+mod state;
+// Failures by kind, the latency histogram on a terminal, SIGUSR1, the bar naming a laggard.
+mod operator;

@@ -1,6 +1,7 @@
 //! The reporter: the one owner of stdout (or of the `-o` file), printing results as text,
 //! JSON or JSON lines as they come, or as a Prometheus or Nagios report at the end.
 
+mod histogram;
 pub(crate) mod nagios;
 mod prometheus;
 mod text;
@@ -11,9 +12,10 @@ use clap::ValueEnum;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::exit::Ending;
+use crate::exit::{Ending, HEALTHY};
 use crate::outcome::TargetResult;
 use crate::progress::Progress;
+use crate::state::{Change, StateFile};
 use crate::stop::StopReason;
 use crate::summary::{Summary, Totals};
 
@@ -57,6 +59,10 @@ pub(crate) struct ReportStyle {
     pub(crate) color: bool,
     /// Whether stdout is the terminal the progress bar draws on.
     pub(crate) stdout_is_terminal: bool,
+    /// Text format: only targets whose health changed since the `--state` run.
+    pub(crate) changes_only: bool,
+    /// Text format: draw the latency histogram above the summary.
+    pub(crate) histogram: bool,
 }
 
 /// Prints results as they arrive and the summary at the end.
@@ -67,11 +73,17 @@ pub(crate) struct Reporter<W: Write> {
     totals: Totals,
     progress: Progress,
     collected: Vec<TargetResult>,
+    state: Option<StateFile>,
 }
 
 impl<W: Write> Reporter<W> {
-    /// A reporter writing to `out` in `style`.
-    pub(crate) fn new(style: ReportStyle, out: W, progress: Progress) -> Self {
+    /// A reporter writing to `out` in `style`, comparing results with `state` when given.
+    pub(crate) fn new(
+        style: ReportStyle,
+        out: W,
+        progress: Progress,
+        state: Option<StateFile>,
+    ) -> Self {
         Reporter {
             style,
             out,
@@ -79,6 +91,7 @@ impl<W: Write> Reporter<W> {
             totals: Totals::default(),
             progress,
             collected: Vec::new(),
+            state,
         }
     }
 
@@ -100,6 +113,23 @@ impl<W: Write> Reporter<W> {
         &self.totals
     }
 
+    /// Once every result is in: settles the `--state` file (the targets gone from the list
+    /// are printed in the text format, before the summary) and hands it back, to be put in
+    /// place once the report is.
+    pub(crate) fn settle_state(&mut self, complete: bool) -> io::Result<Option<StateFile>> {
+        let Some(mut state) = self.state.take() else {
+            return Ok(None);
+        };
+        let (style, pending) = (self.style, &mut self.pending);
+        state.settle(complete, |source, target| {
+            if style.format == Format::Text {
+                let line = text::gone_line(source, target, style.color);
+                pending.extend_from_slice(line.as_bytes());
+            }
+        })?;
+        Ok(Some(state))
+    }
+
     /// Prints the summary (and for `json`, `prometheus` and `nagios`, the whole report) of
     /// a run that ended as `ending`, stopped early for `stop` if it was; hands back the
     /// output, all written.
@@ -112,8 +142,17 @@ impl<W: Write> Reporter<W> {
         self.progress.finish();
         match self.style.format {
             Format::Text => {
-                let line = text::summary_line(summary, self.style.color);
-                self.pending.extend_from_slice(line.as_bytes());
+                if self.shows_summary(summary, ending) {
+                    if self.style.histogram {
+                        let histogram = histogram::render(&summary.latency_bins);
+                        self.pending.extend_from_slice(histogram.as_bytes());
+                    }
+                    if let Some(line) = text::failures_line(summary) {
+                        self.pending.extend_from_slice(line.as_bytes());
+                    }
+                    let line = text::summary_line(summary, self.style.color);
+                    self.pending.extend_from_slice(line.as_bytes());
+                }
             }
             Format::Json => {
                 self.collected.sort_unstable_by_key(|result| result.seq);
@@ -140,14 +179,43 @@ impl<W: Write> Reporter<W> {
         Ok(self.out)
     }
 
-    fn record(&mut self, result: TargetResult) -> io::Result<()> {
+    /// Whether the text summary is printed: always, but with `--changes-only` only when
+    /// something changed or (without `-q`) the run is not healthy, so a quiet run prints
+    /// nothing at all.
+    fn shows_summary(&self, summary: &Summary, ending: Ending) -> bool {
+        !self.style.changes_only
+            || summary.changes.is_some_and(|changes| changes.any())
+            || (!self.style.quiet && ending.contract_code() != HEALTHY)
+    }
+
+    /// The text line for `result`, if it is printed.
+    fn text_line(&self, result: &TargetResult, change: Option<Change>) -> Option<String> {
+        let shown = if self.style.changes_only {
+            change.is_some()
+        } else {
+            // Slow results are healthy, but worth a line even with -q.
+            !(self.style.quiet && result.ok && !result.slow)
+        };
+        if !shown {
+            return None;
+        }
+        let line = text::result_line(result, self.style.color);
+        Some(match change {
+            Some(change) => text::with_change(line, change),
+            None => line,
+        })
+    }
+
+    fn record(&mut self, mut result: TargetResult) -> io::Result<()> {
+        let change = match &mut self.state {
+            Some(state) => state.note(&mut result)?,
+            None => None,
+        };
         self.totals.record(&result);
         self.progress.result_done(self.totals.failed());
         match self.style.format {
             Format::Text => {
-                // Slow results are healthy, but worth a line even with -q.
-                if !(self.style.quiet && result.ok && !result.slow) {
-                    let line = text::result_line(&result, self.style.color);
+                if let Some(line) = self.text_line(&result, change) {
                     self.pending.extend_from_slice(line.as_bytes());
                 }
             }

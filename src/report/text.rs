@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::outcome::{millis, ErrorKind, TargetResult};
+use crate::state::{Change, Changes};
 use crate::summary::Summary;
 use crate::values::human_duration;
 
@@ -44,6 +45,56 @@ pub(super) fn result_line(result: &TargetResult, color: bool) -> String {
     }
     line.push('\n');
     line
+}
+
+/// `line` (a result line) with how the target's health changed since the `--state` run.
+pub(super) fn with_change(mut line: String, change: Change) -> String {
+    let end = line.trim_end_matches('\n').len();
+    line.insert_str(end, &format!("  [{}]", change.as_str()));
+    line
+}
+
+/// The line for a target of the `--state` run that is no longer in the list.
+pub(super) fn gone_line(source: &str, target: &str, color: bool) -> String {
+    let state = if color {
+        format!("{YELLOW}GONE{RESET}")
+    } else {
+        "GONE".to_owned()
+    };
+    format!("{state}   -        -  {target}  [gone from {source}]\n")
+}
+
+/// The failures broken down by kind, `8 failed: 3 timeout, 2 tls, 2 status, 1 dns`; `None`
+/// when nothing failed.
+pub(super) fn failures_line(summary: &Summary) -> Option<String> {
+    if summary.failed == 0 {
+        return None;
+    }
+    let kinds: Vec<String> = summary
+        .failed_by_kind
+        .iter()
+        .map(|(kind, count)| format!("{count} {kind}"))
+        .collect();
+    Some(format!("{} failed: {}\n", summary.failed, kinds.join(", ")))
+}
+
+/// What changed since the `--state` run, `2 went down, 1 recovered`, or `no change`.
+fn changes_phrase(changes: &Changes) -> String {
+    let parts: Vec<String> = [
+        (changes.went_down, "went down"),
+        (changes.recovered, "recovered"),
+        (changes.new, "new"),
+        (changes.gone, "gone"),
+    ]
+    .iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, what)| format!("{count} {what}"))
+    .collect();
+    if parts.is_empty() {
+        "no change".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// `kind: error`, with the file and line first for an invalid entry; `None` when healthy.
@@ -94,6 +145,10 @@ pub(super) fn summary_line(summary: &Summary, color: bool) -> String {
             ms(p99),
             ms(max)
         ));
+    }
+    if let Some(changes) = &summary.changes {
+        line.push_str("; since the last run: ");
+        line.push_str(&changes_phrase(changes));
     }
     if !summary.complete {
         line.push_str(" (incomplete)");
@@ -156,6 +211,31 @@ mod tests {
             result_line(&slow, false),
             "SLOW 503   12.3ms  http://a.test/ (api)\n"
         );
+    }
+
+    #[test]
+    fn changes_are_marked_and_counted() {
+        let line = with_change(result_line(&result(None), false), Change::Recovered);
+        assert_eq!(line, "OK   503   12.3ms  http://a.test/  [recovered]\n");
+        assert_eq!(
+            gone_line("list.txt", "http://b.test/", false),
+            "GONE   -        -  http://b.test/  [gone from list.txt]\n"
+        );
+        let changes = Changes {
+            went_down: 2,
+            recovered: 1,
+            ..Changes::default()
+        };
+        assert_eq!(changes_phrase(&changes), "2 went down, 1 recovered");
+        assert_eq!(changes_phrase(&Changes::default()), "no change");
+        let summary = Summary {
+            total: 3,
+            changes: Some(changes),
+            complete: true,
+            ..Summary::default()
+        };
+        assert!(summary_line(&summary, false)
+            .ends_with("; since the last run: 2 went down, 1 recovered\n"));
     }
 
     #[test]
