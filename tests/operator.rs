@@ -10,8 +10,8 @@ use std::thread;
 use serde_json::Value;
 
 use crate::support::{
-    assert_matches_schema, command, finish, list_file, path, refused_port, spawn, upcheck,
-    wait_until, Run, Server,
+    assert_matches_schema, command, finish, list_file, path, refused_port, upcheck, wait_until,
+    Run, Server, Upcheck,
 };
 
 #[test]
@@ -172,10 +172,9 @@ fn sigusr1_lists_what_is_in_flight_and_the_run_goes_on() {
         .map(|n| server.url(&format!("/hang/{n}")))
         .collect();
     let list = list_file(&targets);
-    let child = spawn(
-        command().args([
-            "-f",
-            "json",
+    let child = Upcheck::new()
+        .format("json")
+        .args([
             "-t",
             "4s",
             "--rate",
@@ -185,9 +184,8 @@ fn sigusr1_lists_what_is_in_flight_and_the_run_goes_on() {
             "--progress",
             "never",
             path(&list),
-        ]),
-        None,
-    );
+        ])
+        .spawn();
     wait_until("every black hole is in flight", || {
         server.seen().requests.len() >= BLACK_HOLES
     });
