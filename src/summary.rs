@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::outcome::{millis, ErrorKind, TargetResult};
+use crate::outcome::{millis, ErrorKind, TargetResult, Timings};
 
 /// Sub-buckets per power of two: percentiles come out within 1% of the true value.
 const SUB_BUCKETS: u64 = 128;
@@ -23,6 +23,8 @@ pub(crate) struct Totals {
     slow: u64,
     cert_expiring: u64,
     latencies: LatencyHistogram,
+    /// One histogram per phase of [`Timings::phases`], in its order.
+    phases: Vec<LatencyHistogram>,
 }
 
 impl Default for Totals {
@@ -36,6 +38,11 @@ impl Default for Totals {
             slow: 0,
             cert_expiring: 0,
             latencies: LatencyHistogram::new(),
+            phases: Timings::default()
+                .phases()
+                .iter()
+                .map(|_| LatencyHistogram::new())
+                .collect(),
         }
     }
 }
@@ -60,6 +67,11 @@ impl Totals {
         }
         if let Some(latency) = result.latency_ms {
             self.latencies.record(latency);
+        }
+        for (histogram, (_, ms)) in self.phases.iter_mut().zip(result.timings.phases()) {
+            if let Some(ms) = ms {
+                histogram.record(Duration::from_secs_f64(ms / 1000.0));
+            }
         }
     }
 
@@ -92,6 +104,17 @@ impl Totals {
                 p99: self.latencies.percentile(99.0).map(millis),
                 max: self.latencies.max.map(millis),
             },
+            phases: Timings::default()
+                .phases()
+                .iter()
+                .zip(&self.phases)
+                .filter(|(_, histogram)| histogram.count > 0)
+                .map(|((name, _), histogram)| PhasePercentiles {
+                    phase: name,
+                    p50: histogram.percentile(50.0).map(millis).unwrap_or_default(),
+                    p95: histogram.percentile(95.0).map(millis).unwrap_or_default(),
+                })
+                .collect(),
         }
     }
 }
@@ -121,6 +144,20 @@ pub(crate) struct Summary {
     pub(crate) complete: bool,
     /// Latency percentiles over the results that have one.
     pub(crate) latency_ms: Percentiles,
+    /// Per-phase percentiles, for the phases some result went through.
+    #[serde(skip)]
+    pub(crate) phases: Vec<PhasePercentiles>,
+}
+
+/// The median and 95th percentile of one phase of [`Timings`], in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PhasePercentiles {
+    /// The phase's name: dns, connect, tls, ttfb or body.
+    pub(crate) phase: &'static str,
+    /// Median.
+    pub(crate) p50: f64,
+    /// 95th percentile.
+    pub(crate) p95: f64,
 }
 
 impl Summary {

@@ -64,7 +64,8 @@ fn short_latency(latency: Duration) -> String {
     }
 }
 
-/// The closing text line: counts, time taken and latency percentiles.
+/// The closing text line: counts, time taken and latency percentiles; then, when results
+/// have timings, one line of each phase's median and 95th percentile.
 pub(super) fn summary_line(summary: &Summary, color: bool) -> String {
     let elapsed = human_duration(Duration::from_secs_f64(summary.elapsed_ms / 1000.0));
     let mut failed = format!("{} failed", summary.failed);
@@ -99,6 +100,15 @@ pub(super) fn summary_line(summary: &Summary, color: bool) -> String {
         line.push_str(" (incomplete)");
     }
     line.push('\n');
+    if !summary.phases.is_empty() {
+        let ms = |value: f64| short_latency(Duration::from_secs_f64(value / 1000.0));
+        let phases: Vec<String> = summary
+            .phases
+            .iter()
+            .map(|phase| format!("{} {}/{}", phase.phase, ms(phase.p50), ms(phase.p95)))
+            .collect();
+        line.push_str(&format!("phases p50/p95: {}\n", phases.join(", ")));
+    }
     line
 }
 
