@@ -112,8 +112,8 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, requires = "cert")]
     pub(crate) key: Option<PathBuf>,
 
-    /// Connect to ADDR for HOST and PORT instead of asking DNS (repeatable; curl's syntax)
-    #[arg(long = "resolve", value_name = "HOST:PORT:ADDR[,ADDR]", value_parser = Pin::parse)]
+    /// Connect to ADDR (or ADDR,ADDR...) for HOST and PORT without asking DNS (repeatable)
+    #[arg(long = "resolve", value_name = "HOST:PORT:ADDR", value_parser = Pin::parse)]
     pub(crate) resolve: Vec<Pin>,
 
     /// Use IPv4 addresses only, with no fallback to IPv6

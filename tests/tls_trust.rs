@@ -472,6 +472,12 @@ fn curl_succeeds(etc: &PrivateEtc, args: &[&str], url: &str) -> bool {
         "curl must be installed for this test: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    eprintln!(
+        "$ curl {} {url}  -> exit {:?} {}",
+        args.join(" "),
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
     output.status.success()
 }
 
