@@ -24,7 +24,7 @@ fn text_prints_a_line_per_result_and_a_summary() {
     let run = upcheck(&[path(&list)]);
     assert_eq!(run.code, Some(1));
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 6, "{}", run.stdout);
+    assert_eq!(lines.len(), 7, "{}", run.stdout);
     let line_for = |needle: &str| {
         *lines
             .iter()
@@ -57,7 +57,7 @@ fn quiet_prints_only_unhealthy_results_and_the_summary() {
     let list = mixed_list(&server);
     let run = upcheck(&["-q", path(&list)]);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    assert_eq!(lines.len(), 5, "{}", run.stdout);
     assert!(lines[..3].iter().all(|l| l.starts_with("FAIL")));
     let run = upcheck(&["-q", "-f", "jsonl", path(&list)]);
     assert_eq!(run.jsonl().len(), 5, "-q applies to text only");

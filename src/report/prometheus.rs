@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::outcome::{TargetResult, Timings};
+use crate::outcome::TargetResult;
 use crate::summary::Summary;
 use crate::target::TargetKind;
 
@@ -56,14 +56,9 @@ const PROBE_METRICS: [ProbeMetric; 6] = [
     ),
 ];
 
-/// `probe_http_duration_seconds`' phases, blackbox_exporter's names for those of [`Timings`].
-const HTTP_PHASES: [(&str, fn(&Timings) -> Option<f64>); 5] = [
-    ("resolve", |timings| timings.dns_ms),
-    ("connect", |timings| timings.connect_ms),
-    ("tls", |timings| timings.tls_ms),
-    ("processing", |timings| timings.ttfb_ms),
-    ("transfer", |timings| timings.body_ms),
-];
+/// `probe_http_duration_seconds`' phases: blackbox_exporter's names for those of
+/// [`crate::outcome::Timings::phases`], in its order (dns, connect, tls, ttfb, body).
+const HTTP_PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
 
 /// The whole exposition for `results` (in input order) and the run's `summary`.
 pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
@@ -88,8 +83,9 @@ pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
         .filter(|result| result.kind == Some(TargetKind::Http))
         .flat_map(|result| {
             HTTP_PHASES
-                .iter()
-                .filter_map(move |(phase, ms)| Some((*result, *phase, ms(&result.timings)?)))
+                .into_iter()
+                .zip(result.timings.phases())
+                .filter_map(move |(phase, (_, ms))| Some((*result, phase, ms?)))
         })
         .collect();
     if !phases.is_empty() {
