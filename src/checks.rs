@@ -5,15 +5,18 @@
 //! then: a file that is not TOML at all is a usage error naming its line, while a bad entry
 //! becomes an `invalid` result naming its line, as a bad line of a plain list does.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::probe::TargetSettings;
+use crate::probe::{Identity, IdentityFile, Roots, TargetSettings, TlsSettings};
 use crate::target::{parse_target, Labels, Target};
 use crate::values::{self, StatusSet};
 
@@ -36,6 +39,8 @@ pub(crate) struct Overrides {
     pub(crate) body_contains: Option<String>,
     /// Limit for one attempt.
     pub(crate) timeout: Option<Duration>,
+    /// CAs to trust and the client certificate to present.
+    pub(crate) tls: TlsSettings,
 }
 
 impl Overrides {
@@ -61,6 +66,7 @@ impl Overrides {
                 .body_contains
                 .clone()
                 .or_else(|| defaults.body_contains.clone()),
+            tls: self.tls.or(&defaults.tls),
         }
     }
 
@@ -70,6 +76,7 @@ impl Overrides {
             || !self.headers.is_empty()
             || self.expect_status.is_some()
             || self.body_contains.is_some()
+            || !self.tls.is_empty()
     }
 }
 
@@ -124,17 +131,92 @@ pub(crate) fn parse(name: &str, text: &str) -> anyhow::Result<Vec<CheckEntry>> {
             lines.at(checks.span().start)
         );
     };
-    Ok(tables
+    let mut files = TlsFiles::new(name);
+    tables
         .iter()
-        .map(|table| parse_entry(table, &lines))
-        .collect())
+        .map(|table| {
+            let (mut entry, paths) = parse_entry(table, &lines);
+            entry.overrides.tls = files.load(&paths)?;
+            Ok(entry)
+        })
+        .collect()
 }
 
-/// Turns one `[[check]]` table into an entry.
-fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
+/// An entry's TLS files as written, each with the line that names it.
+#[derive(Default)]
+struct TlsPaths {
+    ca_file: Option<(u64, String)>,
+    client_cert: Option<(u64, String)>,
+    client_key: Option<(u64, String)>,
+}
+
+/// Reads the TLS files entries name, each once, relative to the checks file's folder.
+struct TlsFiles<'a> {
+    name: &'a str,
+    folder: PathBuf,
+    roots: HashMap<PathBuf, Arc<Roots>>,
+    identities: HashMap<(PathBuf, Option<PathBuf>), Arc<Identity>>,
+}
+
+impl<'a> TlsFiles<'a> {
+    fn new(name: &'a str) -> Self {
+        TlsFiles {
+            name,
+            folder: Path::new(name)
+                .parent()
+                .map(Path::to_owned)
+                .unwrap_or_default(),
+            roots: HashMap::new(),
+            identities: HashMap::new(),
+        }
+    }
+
+    /// The settings `paths` name; an error names the checks file, the line and the key.
+    fn load(&mut self, paths: &TlsPaths) -> anyhow::Result<TlsSettings> {
+        let name = self.name;
+        let mut settings = TlsSettings::default();
+        if let Some((line, path)) = &paths.ca_file {
+            let path = self.folder.join(path);
+            let roots = match self.roots.get(&path) {
+                Some(roots) => roots.clone(),
+                None => {
+                    Roots::load(&path).map_err(|why| anyhow!("{name}:{line}: ca_file: {why}"))?
+                }
+            };
+            self.roots.insert(path, roots.clone());
+            settings.roots = Some(roots);
+        }
+        if let Some((cert_line, cert)) = &paths.client_cert {
+            let cert = self.folder.join(cert);
+            let key = paths
+                .client_key
+                .as_ref()
+                .map(|(_, key)| self.folder.join(key));
+            let id = (cert, key);
+            let identity = match self.identities.get(&id) {
+                Some(identity) => identity.clone(),
+                None => Identity::load(&id.0, id.1.as_deref()).map_err(|(file, why)| {
+                    match (file, &paths.client_key) {
+                        (IdentityFile::Key, Some((key_line, _))) => {
+                            anyhow!("{name}:{key_line}: client_key: {why}")
+                        }
+                        _ => anyhow!("{name}:{cert_line}: client_cert: {why}"),
+                    }
+                })?,
+            };
+            self.identities.insert(id, identity.clone());
+            settings.identity = Some(identity);
+        }
+        Ok(settings)
+    }
+}
+
+/// Turns one `[[check]]` table into an entry, and the TLS files it names.
+fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> (CheckEntry, TlsPaths) {
     let header_line = lines.at(table.span().start);
+    let mut tls = TlsPaths::default();
     let Some(fields) = table.get_ref().as_table() else {
-        return CheckEntry {
+        let entry = CheckEntry {
             line: header_line,
             text: NO_URL.to_owned(),
             target: Err(format!(
@@ -144,6 +226,7 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
             labels: Labels::default(),
             overrides: Overrides::default(),
         };
+        return (entry, tls);
     };
     let mut fields: Vec<_> = fields.iter().collect();
     fields.sort_by_key(|(key, _)| key.span().start);
@@ -170,9 +253,12 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
                 string(value).map(|text| overrides.body_contains = Some(text.to_owned()))
             }
             "timeout" => timeout(value).map(|timeout| overrides.timeout = Some(timeout)),
+            "ca_file" => path(value).map(|path| tls.ca_file = Some((line, path))),
+            "client_cert" => path(value).map(|path| tls.client_cert = Some((line, path))),
+            "client_key" => path(value).map(|path| tls.client_key = Some((line, path))),
             _ => Err(
                 "unknown key (use url, name, method, headers, expect_status, body_contains, \
-                 timeout or tags)"
+                 timeout, tags, ca_file, client_cert or client_key)"
                     .to_owned(),
             ),
         };
@@ -181,28 +267,44 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
         }
     }
 
+    if let (Some((line, _)), None) = (&tls.client_key, &tls.client_cert) {
+        first_error.get_or_insert_with(|| (*line, "client_key: needs client_cert".to_owned()));
+    }
+    let any_http = overrides.any_http()
+        || tls.ca_file.is_some()
+        || tls.client_cert.is_some()
+        || tls.client_key.is_some();
     let (line, target) = match (first_error, &url) {
         (Some((line, message)), _) => (line, Err(message)),
         (None, None) => (header_line, Err("the entry has no url".to_owned())),
         (None, Some((line, text))) => match parse_target(text) {
             Err(reason) => (*line, Err(format!("url: {reason}"))),
-            Ok(Target::Tcp { .. }) if overrides.any_http() => (
+            Ok(Target::Tcp { .. }) if any_http => (
                 *line,
                 Err(
-                    "method, headers, expect_status and body_contains apply only to \
-                     http:// and https:// targets"
+                    "method, headers, expect_status, body_contains, ca_file, client_cert and \
+                     client_key apply only to http:// and https:// targets"
                         .to_owned(),
                 ),
             ),
             Ok(target) => (*line, Ok(target)),
         },
     };
-    CheckEntry {
+    let entry = CheckEntry {
         line,
         text: url.map_or_else(|| NO_URL.to_owned(), |(_, text)| text),
         target,
         labels,
         overrides,
+    };
+    (entry, tls)
+}
+
+/// A file path: a string that is not empty.
+fn path(value: &DeValue<'_>) -> Result<String, String> {
+    match string(value)? {
+        "" => Err("must not be empty".to_owned()),
+        text => Ok(text.to_owned()),
     }
 }
 

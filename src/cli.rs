@@ -9,6 +9,7 @@ use clap::{Parser, ValueHint};
 use clap_complete::Shell;
 use reqwest::Method;
 
+use crate::probe::Pin;
 use crate::progress::ProgressWhen;
 use crate::rate::Rate;
 use crate::report::Format;
@@ -98,6 +99,30 @@ pub struct Cli {
     /// Accept invalid TLS certificates
     #[arg(short = 'k', long)]
     pub(crate) insecure: bool,
+
+    /// Trust only the CA certificates in FILE (PEM), instead of the system's
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) cacert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS; its private key too, unless --key is given
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the --cert client certificate
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, requires = "cert")]
+    pub(crate) key: Option<PathBuf>,
+
+    /// Connect to ADDR (or ADDR,ADDR...) for HOST and PORT without asking DNS (repeatable)
+    #[arg(long = "resolve", value_name = "HOST:PORT:ADDR", value_parser = Pin::parse)]
+    pub(crate) resolve: Vec<Pin>,
+
+    /// Use IPv4 addresses only, with no fallback to IPv6
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub(crate) ipv4: bool,
+
+    /// Use IPv6 addresses only, with no fallback to IPv4
+    #[arg(short = '6', long = "ipv6")]
+    pub(crate) ipv6: bool,
 
     /// Unhealthy (cert_expiry) when the TLS certificate expires within N days
     #[arg(long, value_name = "N")]

@@ -24,7 +24,10 @@
 //!   http.rs        the HTTP probe
 //!   tcp.rs         the TCP connect probe
 //!   classify.rs    what an error means: error_kind and sentence
-//!   resolve.rs     name resolution with a typed error
+//!   resolve.rs     name resolution with a typed error; --resolve pins, -4/-6
+//!   tls.rs         trusted CAs, client certificates, the chain served
+//!   connect.rs     the layer that traces each new HTTP connection
+//!   trace.rs       where an attempt's time went, phase by phase
 //!   cert.rs        a certificate's expiry, read from its DER
 //!   settings.rs    what a probe is asked to do
 //!   attempt.rs     what one attempt found
@@ -165,7 +168,8 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     if let Some(warning) = fd_warning {
         eprintln!("upcheck: {warning}");
     }
-    let prober = Prober::new(&settings.client).context("cannot set up the HTTP client")?;
+    let prober = Prober::new(&settings.client, &settings.target.tls)
+        .context("cannot set up the HTTP client")?;
     let engine = Arc::new(Engine {
         prober,
         policy: RetryPolicy {

@@ -1,6 +1,7 @@
 //! The result of checking one target: the record every target yields exactly once.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,6 +115,37 @@ impl CertExpiry {
     }
 }
 
+/// Where an attempt's time went, phase by phase, in milliseconds: each phase counts from
+/// the end of the one before, and is `None` when it did not happen (a reused connection
+/// has no lookup, connect or handshake; plain HTTP has no handshake).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub(crate) struct Timings {
+    /// Looking up the host name.
+    pub(crate) dns_ms: Option<f64>,
+    /// Setting up the TCP connection.
+    pub(crate) connect_ms: Option<f64>,
+    /// The TLS handshake.
+    pub(crate) tls_ms: Option<f64>,
+    /// From the connection being ready (or the request going out on a reused one) until the
+    /// response headers came.
+    pub(crate) ttfb_ms: Option<f64>,
+    /// Reading the body, when it was read.
+    pub(crate) body_ms: Option<f64>,
+}
+
+impl Timings {
+    /// Each phase with its name, in the order they happen.
+    pub(crate) fn phases(&self) -> [(&'static str, Option<f64>); 5] {
+        [
+            ("dns", self.dns_ms),
+            ("connect", self.connect_ms),
+            ("tls", self.tls_ms),
+            ("ttfb", self.ttfb_ms),
+            ("body", self.body_ms),
+        ]
+    }
+}
+
 /// One target's result, serialised as the contract's result object.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct TargetResult {
@@ -149,7 +181,7 @@ pub(crate) struct TargetResult {
     pub(crate) tags: Vec<String>,
     /// Healthy, but slower than `--slow`.
     pub(crate) slow: bool,
-    /// When the TLS certificate that served the response expires (Unix seconds; RFC 3339 in JSON).
+    /// When the earliest-expiring certificate of the chain that served the response expires (Unix seconds; RFC 3339 in JSON).
     #[serde(serialize_with = "serialize_rfc3339")]
     pub(crate) cert_expires_at: Option<i64>,
     /// Whole days left until `cert_expires_at` when the response came; negative once expired.
@@ -160,6 +192,10 @@ pub(crate) struct TargetResult {
     /// seconds; RFC 3339 in JSON).
     #[serde(serialize_with = "serialize_rfc3339")]
     pub(crate) changed_at: Option<i64>,
+    /// The address that answered: `127.0.0.1:443`, `[::1]:443`.
+    pub(crate) address: Option<SocketAddr>,
+    /// Where the last completed attempt's time went.
+    pub(crate) timings: Timings,
 }
 
 impl TargetResult {
@@ -195,6 +231,8 @@ impl TargetResult {
             cert_days_left: verdict.cert.map(|cert| cert.days_left),
             previous_ok: None,
             changed_at: None,
+            address: verdict.address,
+            timings: verdict.timings,
         }
     }
 
@@ -219,6 +257,10 @@ pub(crate) struct Verdict {
     pub(crate) cert: Option<CertExpiry>,
     /// Healthy, but slower than `--slow`.
     pub(crate) slow: bool,
+    /// The address that answered the last completed attempt.
+    pub(crate) address: Option<SocketAddr>,
+    /// Where the last completed attempt's time went.
+    pub(crate) timings: Timings,
 }
 
 impl Verdict {

@@ -47,6 +47,8 @@ impl AttemptLog {
             failure: Some(failure),
             cert: self.last.as_ref().and_then(|a| a.cert),
             slow: false,
+            address: self.last.as_ref().and_then(|a| a.address),
+            timings: self.last.as_ref().map(|a| a.timings).unwrap_or_default(),
         }
     }
 }
@@ -128,6 +130,8 @@ fn final_verdict(log: &AttemptLog) -> Verdict {
         failure: last.failure.clone(),
         cert: last.cert,
         slow: false,
+        address: last.address,
+        timings: last.timings,
     }
 }
 

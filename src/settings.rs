@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 
 use crate::cli::Cli;
-use crate::probe::{ClientSettings, TargetSettings};
+use crate::probe::{
+    AddressRules, ClientSettings, Family, Identity, IdentityFile, Roots, TargetSettings,
+    TlsSettings,
+};
 use crate::progress::ProgressWhen;
 use crate::rate::Rate;
 use crate::report::Format;
@@ -72,6 +75,12 @@ impl Settings {
                 bail!("{option} applies to the text format only");
             }
         }
+        let tls = tls_settings(&cli)?;
+        let family = match (cli.ipv4, cli.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        };
         Ok(Settings {
             files: cli.files,
             checks: cli.checks,
@@ -83,6 +92,7 @@ impl Settings {
                 headers,
                 expect_status: cli.expect_status,
                 body_contains: cli.body_contains,
+                tls,
             }),
             client: ClientSettings {
                 max_body: cli.max_body,
@@ -90,6 +100,7 @@ impl Settings {
                 insecure: cli.insecure,
                 idle_per_host: cli.per_host,
                 cert_min_days: cli.cert_min_days,
+                addresses: Arc::new(AddressRules::new(cli.resolve, family)),
             },
             limits: Limits {
                 concurrency: cli.concurrency,
@@ -109,4 +120,26 @@ impl Settings {
             histogram: cli.histogram,
         })
     }
+}
+
+/// The TLS files `--cacert`, `--cert` and `--key` name, read and checked; an error names
+/// the option whose file is at fault.
+fn tls_settings(cli: &Cli) -> anyhow::Result<TlsSettings> {
+    let roots = match &cli.cacert {
+        Some(path) => Some(Roots::load(path).map_err(|why| anyhow!("--cacert: {why}"))?),
+        None => None,
+    };
+    let identity = match &cli.cert {
+        Some(cert) => Some(
+            Identity::load(cert, cli.key.as_deref()).map_err(|(file, why)| {
+                let option = match file {
+                    IdentityFile::Cert => "--cert",
+                    IdentityFile::Key => "--key",
+                };
+                anyhow!("{option}: {why}")
+            })?,
+        ),
+        None => None,
+    };
+    Ok(TlsSettings { roots, identity })
 }

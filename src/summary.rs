@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::outcome::{millis, ErrorKind, TargetResult};
+use crate::outcome::{millis, ErrorKind, TargetResult, Timings};
 use crate::state::Changes;
 
 /// Sub-buckets per power of two: percentiles come out within 1% of the true value.
@@ -26,6 +26,8 @@ pub(crate) struct Totals {
     cert_expiring: u64,
     failed_by_kind: FailedByKind,
     latencies: LatencyHistogram,
+    /// One histogram per phase of [`Timings::phases`], in its order.
+    phases: Vec<LatencyHistogram>,
 }
 
 impl Default for Totals {
@@ -40,6 +42,11 @@ impl Default for Totals {
             cert_expiring: 0,
             failed_by_kind: FailedByKind::default(),
             latencies: LatencyHistogram::new(),
+            phases: Timings::default()
+                .phases()
+                .iter()
+                .map(|_| LatencyHistogram::new())
+                .collect(),
         }
     }
 }
@@ -67,6 +74,11 @@ impl Totals {
         }
         if let Some(latency) = result.latency_ms {
             self.latencies.record(latency);
+        }
+        for (histogram, (_, ms)) in self.phases.iter_mut().zip(result.timings.phases()) {
+            if let Some(ms) = ms {
+                histogram.record(Duration::from_secs_f64(ms / 1000.0));
+            }
         }
     }
 
@@ -102,6 +114,17 @@ impl Totals {
             },
             latency_bins: self.latencies.bins(),
             changes: None,
+            phases: Timings::default()
+                .phases()
+                .iter()
+                .zip(&self.phases)
+                .filter(|(_, histogram)| histogram.count > 0)
+                .map(|((name, _), histogram)| PhasePercentiles {
+                    phase: name,
+                    p50: histogram.percentile(50.0).map(millis).unwrap_or_default(),
+                    p95: histogram.percentile(95.0).map(millis).unwrap_or_default(),
+                })
+                .collect(),
         }
     }
 }
@@ -138,6 +161,20 @@ pub(crate) struct Summary {
     /// Results per latency bin (see [`BIN_EDGES_MICROS`]), for the text histogram.
     #[serde(skip)]
     pub(crate) latency_bins: Vec<u64>,
+    /// Per-phase percentiles, for the phases some result went through.
+    #[serde(skip)]
+    pub(crate) phases: Vec<PhasePercentiles>,
+}
+
+/// The median and 95th percentile of one phase of [`Timings`], in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PhasePercentiles {
+    /// The phase's name: dns, connect, tls, ttfb or body.
+    pub(crate) phase: &'static str,
+    /// Median.
+    pub(crate) p50: f64,
+    /// 95th percentile.
+    pub(crate) p95: f64,
 }
 
 impl Summary {

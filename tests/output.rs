@@ -23,7 +23,7 @@ fn text_prints_a_line_per_result_and_a_summary() {
     let run = upcheck(&[path(&list)]);
     assert_eq!(run.code, Some(1));
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 7, "{}", run.stdout);
+    assert_eq!(lines.len(), 8, "{}", run.stdout);
     let line_for = |needle: &str| {
         *lines
             .iter()
@@ -37,8 +37,9 @@ fn text_prints_a_line_per_result_and_a_summary() {
     );
     assert!(line_for("tcp://127.0.0.1").contains("connect: connection refused"));
     assert!(line_for("gopher://").contains(&format!("invalid: {}:4:", path(&list))));
-    assert_eq!(lines[5], "3 failed: 1 connect, 1 invalid, 1 status");
-    let summary = lines[6];
+    assert!(lines[5].starts_with("phases p50/p95: "), "{}", run.stdout);
+    assert_eq!(lines[6], "3 failed: 1 connect, 1 invalid, 1 status");
+    let summary = lines[7];
     assert!(summary.starts_with("5 checked in "), "{summary}");
     assert!(summary.contains("2 ok, 3 failed, 0 skipped"), "{summary}");
     assert!(
@@ -57,9 +58,10 @@ fn quiet_prints_only_unhealthy_results_and_the_summary() {
     let list = mixed_list(&server);
     let run = upcheck(&["-q", path(&list)]);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 5, "{}", run.stdout);
+    assert_eq!(lines.len(), 6, "{}", run.stdout);
     assert!(lines[..3].iter().all(|l| l.starts_with("FAIL")));
-    assert!(lines[3].starts_with("3 failed: "), "{}", run.stdout);
+    assert!(lines[3].starts_with("phases p50/p95: "), "{}", run.stdout);
+    assert!(lines[4].starts_with("3 failed: "), "{}", run.stdout);
     let run = upcheck(&["-q", "-f", "jsonl", path(&list)]);
     assert_eq!(run.jsonl().len(), 5, "-q applies to text only");
 }

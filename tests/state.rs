@@ -46,7 +46,11 @@ fn rfc3339_now() -> String {
 fn target_lines(run: &Run) -> Vec<&str> {
     run.stdout
         .lines()
-        .filter(|line| !line.contains(" checked in ") && !line.contains(" failed: "))
+        .filter(|line| {
+            !line.contains(" checked in ")
+                && !line.contains(" failed: ")
+                && !line.starts_with("phases p50/p95: ")
+        })
         .collect()
 }
 

@@ -25,6 +25,12 @@ mod output;
 mod checks;
 // TLS certificate expiry.
 mod cert;
+// Trust and client certificates against a private PKI (--cacert, --cert, ca_file), and curl's verdict.
+mod tls_trust;
+// Which address answers: --resolve, -4/-6 and the address field.
+mod addresses;
+// Where the time went: timings, phase metrics and the phase summary line.
+mod timings;
 // Slow marking, Prometheus and Nagios output, -o.
 mod formats;
 // Pacing requests with --rate.

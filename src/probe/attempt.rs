@@ -1,9 +1,10 @@
 //! What one attempt at a target found.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::outcome::{CertExpiry, ErrorKind, Failure};
+use crate::outcome::{CertExpiry, ErrorKind, Failure, Timings};
 
 /// What one attempt found.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,8 +19,12 @@ pub(crate) struct Attempt {
     pub(crate) retry_after: Option<Duration>,
     /// The attempt never reached the network: this process was out of file descriptors.
     pub(crate) out_of_files: bool,
-    /// The expiry of the TLS certificate that served the response.
+    /// The earliest expiry among the TLS certificates served with the response.
     pub(crate) cert: Option<CertExpiry>,
+    /// The address that answered, when a connection was made.
+    pub(crate) address: Option<SocketAddr>,
+    /// Where the time went.
+    pub(crate) timings: Timings,
 }
 
 impl Attempt {
@@ -32,6 +37,8 @@ impl Attempt {
             retry_after: None,
             out_of_files: false,
             cert: None,
+            address: None,
+            timings: Timings::default(),
         }
     }
 
@@ -44,6 +51,17 @@ impl Attempt {
             retry_after: None,
             out_of_files: false,
             cert: None,
+            address: None,
+            timings: Timings::default(),
+        }
+    }
+
+    /// The same attempt, its time spent as `timings` say, answered from `address` if any.
+    pub(crate) fn traced(self, timings: Timings, address: Option<SocketAddr>) -> Self {
+        Attempt {
+            timings,
+            address,
+            ..self
         }
     }
 

@@ -1,4 +1,4 @@
-//! Certificate expiry: the leaf certificate's notAfter, read straight from its DER.
+//! Certificate expiry: a certificate's notAfter, read straight from its DER.
 //!
 //! Only the path to `tbsCertificate.validity.notAfter` is walked (RFC 5280, section 4.1):
 //! five fields at fixed positions, so a small reader is enough and no X.509 library with
@@ -6,8 +6,7 @@
 
 use std::fmt;
 
-use crate::calendar::{days_from_civil, days_in_month, unix_now, DAY};
-use crate::outcome::CertExpiry;
+use crate::calendar::{days_from_civil, days_in_month, DAY};
 
 /// DER tags met on the way to notAfter.
 const SEQUENCE: u8 = 0x30;
@@ -15,11 +14,6 @@ const INTEGER: u8 = 0x02;
 const VERSION: u8 = 0xA0;
 const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
-
-/// The expiry of the DER certificate `der`, as seen now.
-pub(crate) fn expiry_of_der(der: &[u8]) -> Result<CertExpiry, CertError> {
-    Ok(CertExpiry::seen_at(not_after(der)?, unix_now()))
-}
 
 /// A certificate that could not be read as far as its notAfter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +28,7 @@ impl fmt::Display for CertError {
 impl std::error::Error for CertError {}
 
 /// The notAfter of the DER-encoded X.509 certificate `der`, in Unix seconds.
-fn not_after(der: &[u8]) -> Result<i64, CertError> {
+pub(crate) fn not_after(der: &[u8]) -> Result<i64, CertError> {
     let (certificate, _) = expect(der, SEQUENCE, "not a DER certificate")?;
     let (mut tbs, _) = expect(certificate, SEQUENCE, "no tbsCertificate")?;
     if tbs.first() == Some(&VERSION) {

@@ -1,24 +1,28 @@
-//! The HTTP probe: one request through the run's shared client, judged by status, body and
-//! certificate.
+//! The HTTP probe: one request through the run's client for the target's TLS settings,
+//! judged by status, body and certificate chain.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use hyper_util::client::legacy::connect::HttpInfo;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response, StatusCode, Url};
 
 use super::attempt::Attempt;
-use super::cert;
 use super::classify::{
     classify_http_error, is_out_of_files, Causes, RedirectRefused, MAX_REDIRECTS,
 };
+use super::connect::TraceLayer;
 use super::resolve::SystemResolver;
 use super::settings::{ClientSettings, TargetSettings};
+use super::tls::{self, ChainExpiries, TlsKey, TlsSettings};
+use super::trace::{self, AttemptTrace};
 use crate::calendar::rfc3339;
-use crate::outcome::{CertExpiry, ErrorKind, Failure};
+use crate::outcome::{millis, CertExpiry, ErrorKind, Failure};
 use crate::values::StatusSet;
 
 /// How long an idle connection is kept for reuse: long enough for the next target on the
@@ -29,19 +33,54 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// connection can be reused without ever waiting on a slow body.
 const DRAIN_READY_BYTES: usize = 64 * 1024;
 
-/// The run's HTTP client and what it does the same for every target.
+/// The run's HTTP clients, one per distinct TLS settings, and what they do the same for
+/// every target.
 pub(crate) struct HttpProber {
-    client: Client,
+    settings: ClientSettings,
+    /// Clients by the files their TLS settings come from; built the first time needed.
+    clients: Mutex<HashMap<TlsKey, Client>>,
+    /// The earliest expiry of each chain served, by leaf.
+    chains: Arc<ChainExpiries>,
     max_body: u64,
     follow_redirects: bool,
     cert_min_days: Option<u32>,
 }
 
 impl HttpProber {
-    /// Builds the shared client for `settings`.
-    pub(crate) fn new(settings: &ClientSettings) -> anyhow::Result<Self> {
+    /// Builds the client for the command line's TLS settings (`defaults`), so that what
+    /// cannot work fails before any probing.
+    pub(crate) fn new(settings: &ClientSettings, defaults: &TlsSettings) -> anyhow::Result<Self> {
         // Only one provider is compiled in, so installing it can fail only when it already is.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let prober = HttpProber {
+            settings: settings.clone(),
+            clients: Mutex::new(HashMap::new()),
+            chains: Arc::new(ChainExpiries::default()),
+            max_body: settings.max_body,
+            follow_redirects: settings.follow_redirects,
+            cert_min_days: settings.cert_min_days,
+        };
+        prober.client_for(defaults)?;
+        Ok(prober)
+    }
+
+    /// The client for targets with TLS settings `tls`, shared with every target that has the same.
+    fn client_for(&self, tls: &TlsSettings) -> anyhow::Result<Client> {
+        let key = tls.key();
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = self.build_client(tls)?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn build_client(&self, tls: &TlsSettings) -> anyhow::Result<Client> {
+        let settings = &self.settings;
         let redirect = if settings.follow_redirects {
             Policy::custom(|attempt| {
                 let scheme = attempt.url().scheme();
@@ -51,39 +90,50 @@ impl HttpProber {
                 } else if attempt.previous().len() > MAX_REDIRECTS {
                     attempt.error(RedirectRefused::TooMany)
                 } else {
+                    trace::note_redirect();
                     attempt.follow()
                 }
             })
         } else {
             Policy::none()
         };
-        let client = Client::builder()
+        let config = tls::client_config(tls, settings.insecure, self.chains.clone())?;
+        Ok(Client::builder()
             .redirect(redirect)
-            .tls_danger_accept_invalid_certs(settings.insecure)
+            .tls_backend_preconfigured(config)
             .pool_max_idle_per_host(settings.idle_per_host)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .tls_info(true)
-            .dns_resolver(Arc::new(SystemResolver))
+            .dns_resolver(Arc::new(SystemResolver {
+                rules: settings.addresses.clone(),
+            }))
+            .connector_layer(TraceLayer {
+                rules: settings.addresses.clone(),
+            })
             .user_agent(concat!("upcheck/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(HttpProber {
-            client,
-            max_body: settings.max_body,
-            follow_redirects: settings.follow_redirects,
-            cert_min_days: settings.cert_min_days,
-        })
+            .build()?)
     }
 
-    /// Makes one request to `url` as `settings` say; `started` is when the attempt began.
+    /// Makes one request to `url` as `settings` say; `started` is when the attempt began,
+    /// and `trace` notes where its time goes.
     pub(crate) async fn exchange(
         &self,
         url: &Url,
         settings: &TargetSettings,
         started: Instant,
+        trace: &AttemptTrace,
     ) -> Attempt {
-        let request = self
-            .client
+        let client = match self.client_for(&settings.tls) {
+            Ok(client) => client,
+            Err(err) => {
+                return Attempt::failed(
+                    started.elapsed(),
+                    Failure::new(ErrorKind::Other, format!("cannot set up TLS: {err:#}")),
+                )
+            }
+        };
+        let request = client
             .request(settings.method.clone(), url.clone())
             .headers(settings.headers.clone());
         let mut response = match request.send().await {
@@ -95,15 +145,21 @@ impl HttpProber {
                 {
                     return Attempt::out_of_files(started.elapsed(), exhausted);
                 }
-                return Attempt::failed(started.elapsed(), classify_http_error(&err));
+                let (timings, address) = trace.failed_timings();
+                return Attempt::failed(started.elapsed(), classify_http_error(&err))
+                    .traced(timings, address);
             }
         };
+        let headers_at = Instant::now();
+        let info = response.extensions().get::<HttpInfo>();
+        let address = info.map(HttpInfo::remote_addr);
+        let mut timings = trace.response_timings(info.map(HttpInfo::local_addr), headers_at);
         let status = response.status();
         let cert = response
             .extensions()
             .get::<reqwest::tls::TlsInfo>()
             .and_then(reqwest::tls::TlsInfo::peer_certificate)
-            .and_then(|der| cert::expiry_of_der(der).ok());
+            .and_then(|der| self.chains.expiry(der));
         if self.follow_redirects {
             if let Some(refused) = unfollowed_redirect(&response) {
                 return Attempt {
@@ -113,6 +169,8 @@ impl HttpProber {
                     retry_after: None,
                     out_of_files: false,
                     cert,
+                    address,
+                    timings,
                 };
             }
         }
@@ -125,7 +183,9 @@ impl HttpProber {
         let failure = if !settings.expect_status.contains(status.as_u16()) {
             Some(status_failure(status, &settings.expect_status))
         } else if let Some(needle) = &settings.body_contains {
-            self.check_body(&mut response, needle).await
+            let found = self.check_body(&mut response, needle).await;
+            timings.body_ms = Some(millis(headers_at.elapsed()));
+            found
         } else {
             None
         };
@@ -139,6 +199,8 @@ impl HttpProber {
             retry_after,
             out_of_files: false,
             cert,
+            address,
+            timings,
         }
     }
 

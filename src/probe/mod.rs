@@ -4,52 +4,67 @@
 mod attempt;
 pub(crate) mod cert;
 mod classify;
+mod connect;
 mod http;
 mod resolve;
 mod settings;
 mod tcp;
+mod tls;
+mod trace;
 
 use std::time::Instant;
 
 pub(crate) use attempt::Attempt;
+pub(crate) use resolve::{AddressRules, Family, Pin};
 pub(crate) use settings::{ClientSettings, TargetSettings};
+pub(crate) use tls::{Identity, IdentityFile, Roots, TlsSettings};
 
 use crate::outcome::{ErrorKind, Failure};
 use crate::target::Target;
 use crate::values::human_duration;
 use http::HttpProber;
+use trace::AttemptTrace;
 
 /// Makes attempts; one per run, shared by all tasks so HTTP connections are reused.
 pub(crate) struct Prober {
     http: HttpProber,
+    addresses: std::sync::Arc<AddressRules>,
 }
 
 impl Prober {
-    /// Builds the shared HTTP client for `settings`.
-    pub(crate) fn new(settings: &ClientSettings) -> anyhow::Result<Self> {
+    /// Builds the HTTP client for `settings` and the command line's TLS settings (`tls`).
+    pub(crate) fn new(settings: &ClientSettings, tls: &TlsSettings) -> anyhow::Result<Self> {
         Ok(Prober {
-            http: HttpProber::new(settings)?,
+            http: HttpProber::new(settings, tls)?,
+            addresses: settings.addresses.clone(),
         })
     }
 
     /// Makes one attempt at `target` as `settings` say, bounded by their timeout.
     pub(crate) async fn attempt(&self, target: &Target, settings: &TargetSettings) -> Attempt {
         let started = Instant::now();
-        let exchange = async {
+        let trace = AttemptTrace::new();
+        let exchange = trace.during(async {
             match target {
-                Target::Http(url) => self.http.exchange(url, settings, started).await,
-                Target::Tcp { host, port } => tcp::connect(host, *port, started).await,
+                Target::Http(url) => self.http.exchange(url, settings, started, &trace).await,
+                Target::Tcp { host, port } => {
+                    tcp::connect(host, *port, started, &self.addresses).await
+                }
             }
-        };
+        });
         match tokio::time::timeout(settings.timeout, exchange).await {
             Ok(attempt) => attempt,
-            Err(_) => Attempt::failed(
-                started.elapsed(),
-                Failure::new(
-                    ErrorKind::Timeout,
-                    format!("no answer within {}", human_duration(settings.timeout)),
-                ),
-            ),
+            Err(_) => {
+                let (timings, address) = trace.failed_timings();
+                Attempt::failed(
+                    started.elapsed(),
+                    Failure::new(
+                        ErrorKind::Timeout,
+                        format!("no answer within {}", human_duration(settings.timeout)),
+                    ),
+                )
+                .traced(timings, address)
+            }
         }
     }
 }

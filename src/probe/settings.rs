@@ -1,10 +1,13 @@
 //! What a probe is asked to do: settings shared by the whole run, and those of one target.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 
+use super::resolve::AddressRules;
+use super::tls::TlsSettings;
 use crate::values::StatusSet;
 
 /// How one target is probed: the command line's settings, with a checks-file entry's
@@ -21,6 +24,8 @@ pub(crate) struct TargetSettings {
     pub(crate) expect_status: StatusSet,
     /// Text the body must contain.
     pub(crate) body_contains: Option<String>,
+    /// CAs to trust and the client certificate to present.
+    pub(crate) tls: TlsSettings,
 }
 
 #[cfg(test)]
@@ -33,11 +38,12 @@ impl TargetSettings {
             headers: HeaderMap::new(),
             expect_status: StatusSet::parse("200-399").expect("a valid set"),
             body_contains: None,
+            tls: TlsSettings::default(),
         }
     }
 }
 
-/// What is the same for every target of a run: how the shared HTTP client behaves.
+/// What is the same for every target of a run: how the HTTP clients behave.
 #[derive(Clone, Debug)]
 pub(crate) struct ClientSettings {
     /// Most body bytes read.
@@ -50,4 +56,6 @@ pub(crate) struct ClientSettings {
     pub(crate) idle_per_host: usize,
     /// Unhealthy when the TLS certificate expires within this many days.
     pub(crate) cert_min_days: Option<u32>,
+    /// `--resolve` pins and the `-4`/`-6` family.
+    pub(crate) addresses: Arc<AddressRules>,
 }

@@ -147,7 +147,8 @@ impl<W: Write> Reporter<W> {
                         let histogram = histogram::render(&summary.latency_bins);
                         self.pending.extend_from_slice(histogram.as_bytes());
                     }
-                    if let Some(line) = text::failures_line(summary) {
+                    let breakdowns = [text::phases_line(summary), text::failures_line(summary)];
+                    for line in breakdowns.into_iter().flatten() {
                         self.pending.extend_from_slice(line.as_bytes());
                     }
                     let line = text::summary_line(summary, self.style.color);

@@ -17,7 +17,7 @@ use crate::target::TargetKind;
 type ProbeMetric = (&'static str, &'static str, fn(&TargetResult) -> Option<f64>);
 
 /// The per-target metrics, in the order they are printed.
-const PROBE_METRICS: [ProbeMetric; 4] = [
+const PROBE_METRICS: [ProbeMetric; 6] = [
     (
         "probe_success",
         "Whether the target is healthy (1) or not (0).",
@@ -37,10 +37,28 @@ const PROBE_METRICS: [ProbeMetric; 4] = [
     ),
     (
         "probe_ssl_earliest_cert_expiry",
-        "Expiry of the TLS certificate that served the response, in Unix seconds.",
+        "Earliest expiry among the TLS certificates served with the response, in Unix seconds.",
         |result| result.cert_expires_at.map(|unix| unix as f64),
     ),
+    (
+        "probe_dns_lookup_time_seconds",
+        "Time the host name's lookup took, in seconds; absent when none was made.",
+        |result| result.timings.dns_ms.map(|ms| ms / 1000.0),
+    ),
+    (
+        "probe_ip_protocol",
+        "IP version of the address that answered: 4 or 6.",
+        |result| {
+            result
+                .address
+                .map(|address| if address.is_ipv4() { 4.0 } else { 6.0 })
+        },
+    ),
 ];
+
+/// `probe_http_duration_seconds`' phases: blackbox_exporter's names for those of
+/// [`crate::outcome::Timings::phases`], in its order (dns, connect, tls, ttfb, body).
+const HTTP_PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
 
 /// The whole exposition for `results` (in input order) and the run's `summary`.
 pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
@@ -57,12 +75,29 @@ pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
         }
         family(&mut out, metric, help);
         for (result, value) in samples {
-            let _ = write!(out, "{metric}{{target=\"{}\"", escape_label(&result.target));
-            if named {
-                let name = result.name.as_deref().unwrap_or_default();
-                let _ = write!(out, ",name=\"{}\"", escape_label(name));
-            }
-            let _ = writeln!(out, "}} {value}");
+            sample(&mut out, metric, result, named, None, value);
+        }
+    }
+    let phases: Vec<_> = series
+        .iter()
+        .filter(|result| result.kind == Some(TargetKind::Http))
+        .flat_map(|result| {
+            HTTP_PHASES
+                .into_iter()
+                .zip(result.timings.phases())
+                .filter_map(move |(phase, (_, ms))| Some((*result, phase, ms?)))
+        })
+        .collect();
+    if !phases.is_empty() {
+        let metric = "probe_http_duration_seconds";
+        family(
+            &mut out,
+            metric,
+            "Duration of each phase of the last attempt's final request, in seconds; \
+             only the phases that happened.",
+        );
+        for (result, phase, ms) in phases {
+            sample(&mut out, metric, result, named, Some(phase), ms / 1000.0);
         }
     }
     let run = [
@@ -87,6 +122,27 @@ pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
         let _ = writeln!(out, "{metric} {value}");
     }
     out
+}
+
+/// One sample of `metric` for `result`, labelled by target (and name, when any entry has
+/// one) and by `phase` when given.
+fn sample(
+    out: &mut String,
+    metric: &str,
+    result: &TargetResult,
+    named: bool,
+    phase: Option<&str>,
+    value: f64,
+) {
+    let _ = write!(out, "{metric}{{target=\"{}\"", escape_label(&result.target));
+    if named {
+        let name = result.name.as_deref().unwrap_or_default();
+        let _ = write!(out, ",name=\"{}\"", escape_label(name));
+    }
+    if let Some(phase) = phase {
+        let _ = write!(out, ",phase=\"{phase}\"");
+    }
+    let _ = writeln!(out, "}} {value}");
 }
 
 /// The `# HELP` and `# TYPE` lines that open a metric family.

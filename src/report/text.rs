@@ -157,6 +157,21 @@ pub(super) fn summary_line(summary: &Summary, color: bool) -> String {
     line
 }
 
+/// Each phase's median and 95th percentile, when results have timings, so "slow" has a
+/// visible cause; printed above the summary line, which stays last.
+pub(super) fn phases_line(summary: &Summary) -> Option<String> {
+    if summary.phases.is_empty() {
+        return None;
+    }
+    let ms = |value: f64| short_latency(Duration::from_secs_f64(value / 1000.0));
+    let phases: Vec<String> = summary
+        .phases
+        .iter()
+        .map(|phase| format!("{} {}/{}", phase.phase, ms(phase.p50), ms(phase.p95)))
+        .collect();
+    Some(format!("phases p50/p95: {}\n", phases.join(", ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
