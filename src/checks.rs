@@ -14,6 +14,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::probe::TargetSettings;
+use crate::range::parse_range;
 use crate::target::{parse_target, Labels, Target};
 use crate::values::{self, StatusSet};
 
@@ -184,9 +185,16 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
     let (line, target) = match (first_error, &url) {
         (Some((line, message)), _) => (line, Err(message)),
         (None, None) => (header_line, Err("the entry has no url".to_owned())),
+        (None, Some((line, text))) if parse_range(text).is_some() => (
+            *line,
+            Err(
+                "url: address ranges are read from lists and --url, not from checks files"
+                    .to_owned(),
+            ),
+        ),
         (None, Some((line, text))) => match parse_target(text) {
             Err(reason) => (*line, Err(format!("url: {reason}"))),
-            Ok(Target::Tcp { .. }) if overrides.any_http() => (
+            Ok(Target::Tcp { .. } | Target::Icmp { .. }) if overrides.any_http() => (
                 *line,
                 Err(
                     "method, headers, expect_status and body_contains apply only to \

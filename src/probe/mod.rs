@@ -5,6 +5,7 @@ mod attempt;
 pub(crate) mod cert;
 mod classify;
 mod http;
+mod icmp;
 mod resolve;
 mod settings;
 mod tcp;
@@ -18,10 +19,13 @@ use crate::outcome::{ErrorKind, Failure};
 use crate::target::Target;
 use crate::values::human_duration;
 use http::HttpProber;
+use icmp::IcmpProber;
 
-/// Makes attempts; one per run, shared by all tasks so HTTP connections are reused.
+/// Makes attempts; one per run, shared by all tasks so HTTP connections and ICMP sockets
+/// are reused.
 pub(crate) struct Prober {
     http: HttpProber,
+    icmp: IcmpProber,
 }
 
 impl Prober {
@@ -29,6 +33,7 @@ impl Prober {
     pub(crate) fn new(settings: &ClientSettings) -> anyhow::Result<Self> {
         Ok(Prober {
             http: HttpProber::new(settings)?,
+            icmp: IcmpProber::new(),
         })
     }
 
@@ -39,6 +44,7 @@ impl Prober {
             match target {
                 Target::Http(url) => self.http.exchange(url, settings, started).await,
                 Target::Tcp { host, port } => tcp::connect(host, *port, started).await,
+                Target::Icmp { host } => self.icmp.ping(host, started).await,
             }
         };
         match tokio::time::timeout(settings.timeout, exchange).await {
