@@ -37,12 +37,14 @@ pub(crate) struct Overrides {
     pub(crate) body_contains: Option<String>,
     /// Limit for one attempt.
     pub(crate) timeout: Option<Duration>,
+    /// Text a tcp:// target's banner must contain.
+    pub(crate) banner_contains: Option<String>,
 }
 
 impl Overrides {
     /// Whether the entry sets nothing of its own, so the command line's settings serve as they are.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.any_http() && self.timeout.is_none()
+        !self.any_http() && self.timeout.is_none() && self.banner_contains.is_none()
     }
 
     /// The command line's `defaults` with what this entry sets in their place.
@@ -62,6 +64,10 @@ impl Overrides {
                 .body_contains
                 .clone()
                 .or_else(|| defaults.body_contains.clone()),
+            banner_contains: self
+                .banner_contains
+                .clone()
+                .or_else(|| defaults.banner_contains.clone()),
         }
     }
 
@@ -171,9 +177,12 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
                 string(value).map(|text| overrides.body_contains = Some(text.to_owned()))
             }
             "timeout" => timeout(value).map(|timeout| overrides.timeout = Some(timeout)),
+            "banner_contains" => {
+                string(value).map(|text| overrides.banner_contains = Some(text.to_owned()))
+            }
             _ => Err(
                 "unknown key (use url, name, method, headers, expect_status, body_contains, \
-                 timeout or tags)"
+                 banner_contains, timeout or tags)"
                     .to_owned(),
             ),
         };
@@ -201,6 +210,10 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> CheckEntry {
                      http:// and https:// targets"
                         .to_owned(),
                 ),
+            ),
+            Ok(Target::Http(_) | Target::Icmp { .. }) if overrides.banner_contains.is_some() => (
+                *line,
+                Err("banner_contains applies only to tcp:// targets".to_owned()),
             ),
             Ok(target) => (*line, Ok(target)),
         },

@@ -154,6 +154,8 @@ pub(crate) struct TargetResult {
     pub(crate) cert_expires_at: Option<i64>,
     /// Whole days left until `cert_expires_at` when the response came; negative once expired.
     pub(crate) cert_days_left: Option<i64>,
+    /// The first line a TCP service sent (`--banner-contains`); `None` when nothing was read.
+    pub(crate) banner: Option<String>,
 }
 
 impl TargetResult {
@@ -187,6 +189,7 @@ impl TargetResult {
             slow: verdict.slow,
             cert_expires_at: verdict.cert.map(|cert| cert.not_after),
             cert_days_left: verdict.cert.map(|cert| cert.days_left),
+            banner: verdict.banner,
         }
     }
 
@@ -209,6 +212,8 @@ pub(crate) struct Verdict {
     pub(crate) failure: Option<Failure>,
     /// The TLS certificate's expiry, when the last completed attempt saw one.
     pub(crate) cert: Option<CertExpiry>,
+    /// The first line of the banner the last completed attempt read.
+    pub(crate) banner: Option<String>,
     /// Healthy, but slower than `--slow`.
     pub(crate) slow: bool,
 }

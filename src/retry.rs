@@ -43,6 +43,7 @@ impl AttemptLog {
             attempts: self.attempts,
             failure: Some(failure),
             cert: self.last.as_ref().and_then(|a| a.cert),
+            banner: self.last.as_ref().and_then(|a| a.banner.clone()),
             slow: false,
         }
     }
@@ -121,6 +122,7 @@ fn final_verdict(log: &AttemptLog) -> Verdict {
         attempts: log.attempts,
         failure: last.failure.clone(),
         cert: last.cert,
+        banner: last.banner.clone(),
         slow: false,
     }
 }

@@ -66,6 +66,7 @@ impl Settings {
                 headers,
                 expect_status: cli.expect_status,
                 body_contains: cli.body_contains,
+                banner_contains: cli.banner_contains,
             }),
             client: ClientSettings {
                 max_body: cli.max_body,

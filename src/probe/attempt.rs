@@ -20,6 +20,8 @@ pub(crate) struct Attempt {
     pub(crate) out_of_files: bool,
     /// The expiry of the TLS certificate that served the response.
     pub(crate) cert: Option<CertExpiry>,
+    /// The first line a TCP service sent, when its banner was read.
+    pub(crate) banner: Option<String>,
 }
 
 impl Attempt {
@@ -32,6 +34,7 @@ impl Attempt {
             retry_after: None,
             out_of_files: false,
             cert: None,
+            banner: None,
         }
     }
 
@@ -44,6 +47,7 @@ impl Attempt {
             retry_after: None,
             out_of_files: false,
             cert: None,
+            banner: None,
         }
     }
 

@@ -113,6 +113,7 @@ impl HttpProber {
                     retry_after: None,
                     out_of_files: false,
                     cert,
+                    banner: None,
                 };
             }
         }
@@ -139,6 +140,7 @@ impl HttpProber {
             retry_after,
             out_of_files: false,
             cert,
+            banner: None,
         }
     }
 
@@ -208,7 +210,8 @@ fn unfollowed_redirect(response: &Response) -> Option<RedirectRefused> {
     Some(RedirectRefused::Scheme(scheme))
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+/// Whether `needle` occurs in `haystack` (an empty needle always does).
+pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty()
         || haystack
             .windows(needle.len())

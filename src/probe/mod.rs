@@ -26,6 +26,8 @@ use icmp::IcmpProber;
 pub(crate) struct Prober {
     http: HttpProber,
     icmp: IcmpProber,
+    /// Most banner bytes read from a TCP service (`--max-body`).
+    banner_limit: usize,
 }
 
 impl Prober {
@@ -34,6 +36,7 @@ impl Prober {
         Ok(Prober {
             http: HttpProber::new(settings)?,
             icmp: IcmpProber::new(),
+            banner_limit: usize::try_from(settings.max_body).unwrap_or(usize::MAX),
         })
     }
 
@@ -43,7 +46,18 @@ impl Prober {
         let exchange = async {
             match target {
                 Target::Http(url) => self.http.exchange(url, settings, started).await,
-                Target::Tcp { host, port } => tcp::connect(host, *port, started).await,
+                Target::Tcp { host, port } => {
+                    let banner =
+                        settings
+                            .banner_contains
+                            .as_deref()
+                            .map(|needle| tcp::BannerCheck {
+                                needle,
+                                limit: self.banner_limit,
+                                timeout: settings.timeout,
+                            });
+                    tcp::connect(host, *port, started, banner).await
+                }
                 Target::Icmp { host } => self.icmp.ping(host, started).await,
             }
         };

@@ -21,6 +21,8 @@ pub(crate) struct TargetSettings {
     pub(crate) expect_status: StatusSet,
     /// Text the body must contain.
     pub(crate) body_contains: Option<String>,
+    /// Text a TCP service's banner must contain; `None`: a pure connect check.
+    pub(crate) banner_contains: Option<String>,
 }
 
 #[cfg(test)]
@@ -33,6 +35,7 @@ impl TargetSettings {
             headers: HeaderMap::new(),
             expect_status: StatusSet::parse("200-399").expect("a valid set"),
             body_contains: None,
+            banner_contains: None,
         }
     }
 }
