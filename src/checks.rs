@@ -17,6 +17,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::probe::{Identity, IdentityFile, Roots, TargetSettings, TlsSettings};
+use crate::range::parse_range;
 use crate::target::{parse_target, Labels, Target};
 use crate::values::{self, StatusSet};
 
@@ -41,12 +42,14 @@ pub(crate) struct Overrides {
     pub(crate) timeout: Option<Duration>,
     /// CAs to trust and the client certificate to present.
     pub(crate) tls: TlsSettings,
+    /// Text a tcp:// target's banner must contain.
+    pub(crate) banner_contains: Option<String>,
 }
 
 impl Overrides {
     /// Whether the entry sets nothing of its own, so the command line's settings serve as they are.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.any_http() && self.timeout.is_none()
+        !self.any_http() && self.timeout.is_none() && self.banner_contains.is_none()
     }
 
     /// The command line's `defaults` with what this entry sets in their place.
@@ -67,6 +70,10 @@ impl Overrides {
                 .clone()
                 .or_else(|| defaults.body_contains.clone()),
             tls: self.tls.or(&defaults.tls),
+            banner_contains: self
+                .banner_contains
+                .clone()
+                .or_else(|| defaults.banner_contains.clone()),
         }
     }
 
@@ -256,9 +263,12 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> (CheckEntry, TlsP
             "ca_file" => path(value).map(|path| tls.ca_file = Some((line, path))),
             "client_cert" => path(value).map(|path| tls.client_cert = Some((line, path))),
             "client_key" => path(value).map(|path| tls.client_key = Some((line, path))),
+            "banner_contains" => {
+                string(value).map(|text| overrides.banner_contains = Some(text.to_owned()))
+            }
             _ => Err(
                 "unknown key (use url, name, method, headers, expect_status, body_contains, \
-                 timeout, tags, ca_file, client_cert or client_key)"
+                 banner_contains, timeout, tags, ca_file, client_cert or client_key)"
                     .to_owned(),
             ),
         };
@@ -277,15 +287,26 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> (CheckEntry, TlsP
     let (line, target) = match (first_error, &url) {
         (Some((line, message)), _) => (line, Err(message)),
         (None, None) => (header_line, Err("the entry has no url".to_owned())),
+        (None, Some((line, text))) if parse_range(text).is_some() => (
+            *line,
+            Err(
+                "url: address ranges are read from lists and --url, not from checks files"
+                    .to_owned(),
+            ),
+        ),
         (None, Some((line, text))) => match parse_target(text) {
             Err(reason) => (*line, Err(format!("url: {reason}"))),
-            Ok(Target::Tcp { .. }) if any_http => (
+            Ok(Target::Tcp { .. } | Target::Icmp { .. }) if any_http => (
                 *line,
                 Err(
                     "method, headers, expect_status, body_contains, ca_file, client_cert and \
                      client_key apply only to http:// and https:// targets"
                         .to_owned(),
                 ),
+            ),
+            Ok(Target::Http(_) | Target::Icmp { .. }) if overrides.banner_contains.is_some() => (
+                *line,
+                Err("banner_contains applies only to tcp:// targets".to_owned()),
             ),
             Ok(target) => (*line, Ok(target)),
         },

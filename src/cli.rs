@@ -21,8 +21,9 @@ use crate::values::{parse_count, parse_duration, parse_method, parse_size, Statu
 #[command(
     name = "upcheck",
     version,
-    about = "Check many HTTP(S) and TCP endpoints at once and say which are healthy.",
-    after_help = "Targets: http://..., https://... or tcp://HOST:PORT, one per line; '#' starts a comment.\n\
+    about = "Check many HTTP(S), TCP and ICMP endpoints at once and say which are healthy.",
+    after_help = "Targets: http://..., https://..., tcp://HOST:PORT or icmp://HOST, one per line; '#' starts a comment.\n\
+                  Ranges: icmp://10.50.1.0/24, tcp://10.50.1.1-254:22, icmp://[fd00::]/120.\n\
                   Durations: 250ms, 1.5s, 2m, or seconds. Sizes: bytes, or with KB, MB, KiB, MiB.\n\
                   Exit codes: 0 all healthy, 1 some unhealthy or invalid (or slow, with --fail-slow),\n\
                   2 usage error or unreadable input, 3 deadline passed, 130/143 interrupted by SIGINT/SIGTERM.\n\
@@ -88,7 +89,11 @@ pub struct Cli {
     #[arg(long, value_name = "TEXT")]
     pub(crate) body_contains: Option<String>,
 
-    /// Most body bytes read per response
+    /// tcp:// targets: also read what the server sends first, healthy only if it contains TEXT
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) banner_contains: Option<String>,
+
+    /// Most body bytes read per response (and banner bytes per tcp:// target)
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub(crate) max_body: u64,
 

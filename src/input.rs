@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::checks::{self, CheckEntry};
 use crate::probe::TargetSettings;
 use crate::progress::Progress;
+use crate::range::parse_range;
 use crate::shard::ShardFilter;
 use crate::target::{parse_target, Labels, Origin, Target, URL_SOURCE};
 
@@ -151,10 +152,9 @@ impl Inputs {
                         let origin = numbering.next(name.clone(), Some(entry.line));
                         outlet.entry(outlet.checks_entry(origin, entry))
                     }),
-                    Source::Urls(urls) => urls.into_iter().all(|url| {
-                        let origin = numbering.next(URL_SOURCE.into(), None);
-                        outlet.entry(outlet.parse(origin, url))
-                    }),
+                    Source::Urls(urls) => urls
+                        .into_iter()
+                        .all(|url| outlet.targets(&mut numbering, URL_SOURCE.into(), None, &url)),
                 };
                 if !sent {
                     return;
@@ -191,9 +191,31 @@ struct Outlet {
 }
 
 impl Outlet {
-    /// The entry for a target written as `text` in a plain list (or `--url`).
-    fn parse(&self, origin: Origin, text: String) -> Entry {
-        self.invalid_or(origin, text.clone(), parse_target(&text))
+    /// Passes on the entries of a target written as `text` in a plain list (or `--url`):
+    /// one, or one per address of a range, each with the line's source and number, walked
+    /// one at a time so that a range of any size keeps memory flat. False when reading
+    /// must stop.
+    fn targets(
+        &self,
+        numbering: &mut Numbering,
+        source: Arc<str>,
+        line: Option<u64>,
+        text: &str,
+    ) -> bool {
+        match parse_range(text) {
+            Some(Ok(range)) => range.targets().all(|(text, target)| {
+                let origin = numbering.next(source.clone(), line);
+                self.entry(self.invalid_or(origin, text, Ok(target)))
+            }),
+            parsed => {
+                let target = match parsed {
+                    Some(Err(invalid)) => Err(invalid),
+                    _ => parse_target(text),
+                };
+                let origin = numbering.next(source, line);
+                self.entry(self.invalid_or(origin, text.to_owned(), target))
+            }
+        }
     }
 
     /// The entry for a target, or a line that is not one, with the command line's settings.
@@ -282,28 +304,29 @@ fn read_list(
         let entry = match (line, std::str::from_utf8(bytes)) {
             (Line::TooLong, _) => {
                 let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN_PREFIX_BYTES)]);
-                Some(outlet.invalid_or(
+                outlet.invalid_or(
                     numbering.next(name.clone(), Some(line_number)),
                     format!("{}...", shown.trim_start()),
                     Err(format!("line is longer than {} KiB", MAX_LINE_BYTES / 1024)),
-                ))
+                )
             }
-            (Line::Complete, Err(_)) => Some(outlet.invalid_or(
+            (Line::Complete, Err(_)) => outlet.invalid_or(
                 numbering.next(name.clone(), Some(line_number)),
                 String::from_utf8_lossy(bytes).trim().to_owned(),
                 Err("line is not valid UTF-8".to_owned()),
-            )),
-            (Line::Complete, Ok(text)) => strip_comment(text).map(|target| {
-                outlet.parse(
-                    numbering.next(name.clone(), Some(line_number)),
-                    target.to_owned(),
-                )
-            }),
+            ),
+            (Line::Complete, Ok(text)) => match strip_comment(text) {
+                Some(target) => {
+                    if !outlet.targets(numbering, name.clone(), Some(line_number), target) {
+                        return false;
+                    }
+                    continue;
+                }
+                None => continue,
+            },
         };
-        if let Some(entry) = entry {
-            if !outlet.entry(entry) {
-                return false;
-            }
+        if !outlet.entry(entry) {
+            return false;
         }
     }
 }
@@ -443,6 +466,27 @@ mod tests {
         assert!(entries[5].text.len() < 100);
         assert_eq!(entries[6].origin.line, Some(7));
         assert!(entries[6].target.is_ok());
+    }
+
+    #[test]
+    fn a_range_line_is_one_entry_per_address_with_the_line_s_position() {
+        let entries =
+            entries_of(b"icmp://127.0.0.0/30\ntcp://127.0.0.1-2:9 # two\nicmp://10.0.0.0/7\n");
+        let seen: Vec<_> = entries
+            .iter()
+            .map(|e| (e.origin.seq, e.origin.line, e.text.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, Some(1), "icmp://127.0.0.1"),
+                (1, Some(1), "icmp://127.0.0.2"),
+                (2, Some(2), "tcp://127.0.0.1:9"),
+                (3, Some(2), "tcp://127.0.0.2:9"),
+                (4, Some(3), "icmp://10.0.0.0/7"),
+            ]
+        );
+        assert!(entries[4].target.as_ref().unwrap_err().contains("33554432"));
     }
 
     #[test]

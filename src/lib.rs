@@ -1,4 +1,4 @@
-//! upcheck: check many HTTP(S) and TCP endpoints at once and say which are healthy.
+//! upcheck: check many HTTP(S), TCP and ICMP endpoints at once and say which are healthy.
 //!
 //! "The contract" in comments is the command-line interface as the README documents it
 //! (options, input format, result fields, output formats, exit codes): what users and
@@ -14,6 +14,7 @@
 //! values.rs      option values: durations, sizes, status sets, headers
 //! target.rs      the target vocabulary: Target, TargetKind, Origin, Labels, parsing
 //! input.rs       reading lists (and checks files) into entries, as a stream
+//! range.rs       address ranges in a list line, walked one address at a time
 //! checks.rs      checks files: [[check]] tables with per-target overrides
 //! shard.rs       which targets this shard of the list checks
 //! schedule.rs    feeding entries to probes within -c and --per-host
@@ -22,7 +23,8 @@
 //! probe/         one attempt at one target
 //!   mod.rs         the Prober: picks the protocol, applies the timeout
 //!   http.rs        the HTTP probe
-//!   tcp.rs         the TCP connect probe
+//!   tcp.rs         the TCP connect probe, and the banner a service sends first
+//!   icmp.rs        the ICMP echo probe over one shared socket per address family
 //!   classify.rs    what an error means: error_kind and sentence
 //!   resolve.rs     name resolution with a typed error; --resolve pins, -4/-6
 //!   tls.rs         trusted CAs, client certificates, the chain served
@@ -59,6 +61,7 @@ mod outcome;
 mod output;
 mod probe;
 mod progress;
+mod range;
 mod rate;
 mod report;
 mod retry;

@@ -196,6 +196,8 @@ pub(crate) struct TargetResult {
     pub(crate) address: Option<SocketAddr>,
     /// Where the last completed attempt's time went.
     pub(crate) timings: Timings,
+    /// The first line a TCP service sent (`--banner-contains`); `None` when nothing was read.
+    pub(crate) banner: Option<String>,
 }
 
 impl TargetResult {
@@ -233,6 +235,7 @@ impl TargetResult {
             changed_at: None,
             address: verdict.address,
             timings: verdict.timings,
+            banner: verdict.banner,
         }
     }
 
@@ -255,6 +258,8 @@ pub(crate) struct Verdict {
     pub(crate) failure: Option<Failure>,
     /// The TLS certificate's expiry, when the last completed attempt saw one.
     pub(crate) cert: Option<CertExpiry>,
+    /// The first line of the banner the last completed attempt read.
+    pub(crate) banner: Option<String>,
     /// Healthy, but slower than `--slow`.
     pub(crate) slow: bool,
     /// The address that answered the last completed attempt.

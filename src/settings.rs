@@ -93,6 +93,7 @@ impl Settings {
                 expect_status: cli.expect_status,
                 body_contains: cli.body_contains,
                 tls,
+                banner_contains: cli.banner_contains,
             }),
             client: ClientSettings {
                 max_body: cli.max_body,

@@ -22,6 +22,8 @@ pub(crate) enum TargetKind {
     Http,
     /// A TCP connect (`tcp://`).
     Tcp,
+    /// An ICMP echo (`icmp://`).
+    Icmp,
 }
 
 impl fmt::Display for TargetKind {
@@ -29,6 +31,7 @@ impl fmt::Display for TargetKind {
         f.write_str(match self {
             TargetKind::Http => "http",
             TargetKind::Tcp => "tcp",
+            TargetKind::Icmp => "icmp",
         })
     }
 }
@@ -45,6 +48,11 @@ pub(crate) enum Target {
         /// Port.
         port: u16,
     },
+    /// An `icmp://HOST` address.
+    Icmp {
+        /// Host name or IP address (IPv6 without brackets).
+        host: String,
+    },
 }
 
 impl Target {
@@ -53,10 +61,12 @@ impl Target {
         match self {
             Target::Http(_) => TargetKind::Http,
             Target::Tcp { .. } => TargetKind::Tcp,
+            Target::Icmp { .. } => TargetKind::Icmp,
         }
     }
 
-    /// The `host:port` this target connects to, used for the per-host limit.
+    /// The `host:port` this target connects to (the host alone for ICMP), used for the
+    /// per-host limit.
     pub(crate) fn host_key(&self) -> String {
         match self {
             Target::Http(url) => format!(
@@ -65,14 +75,17 @@ impl Target {
                 url.port_or_known_default().unwrap_or_default()
             ),
             Target::Tcp { host, port } => format!("{host}:{port}"),
+            Target::Icmp { host } => host.clone(),
         }
     }
 }
 
-/// Parses one target: an `http(s)://` URL or `tcp://HOST:PORT`.
+/// Parses one target: an `http(s)://` URL, `tcp://HOST:PORT` or `icmp://HOST`.
 pub(crate) fn parse_target(text: &str) -> Result<Target, String> {
     if !text.contains("://") {
-        return Err("not a URL: it needs a scheme (http://, https:// or tcp://)".to_owned());
+        return Err(
+            "not a URL: it needs a scheme (http://, https://, tcp:// or icmp://)".to_owned(),
+        );
     }
     let url = Url::parse(text).map_err(|err| format!("not a valid URL: {err}"))?;
     match url.scheme() {
@@ -100,8 +113,26 @@ pub(crate) fn parse_target(text: &str) -> Result<Target, String> {
                 .to_owned();
             Ok(Target::Tcp { host, port })
         }
+        "icmp" => {
+            let host = url
+                .host_str()
+                .filter(|host| !host.is_empty())
+                .ok_or("icmp:// target has no host")?;
+            if url.port().is_some()
+                || !matches!(url.path(), "" | "/")
+                || url.query().is_some()
+                || url.fragment().is_some()
+            {
+                return Err("icmp:// target takes only a host (icmp://HOST)".to_owned());
+            }
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            Ok(Target::Icmp { host })
+        }
         other => Err(format!(
-            "unknown scheme '{other}' (use http://, https:// or tcp://)"
+            "unknown scheme '{other}' (use http://, https://, tcp:// or icmp://)"
         )),
     }
 }
@@ -136,6 +167,26 @@ mod tests {
         assert_eq!(key("https://a.test/x"), "a.test:443");
         assert_eq!(key("http://a.test:8080/"), "a.test:8080");
         assert_eq!(key("tcp://[::1]:22"), "::1:22");
+        assert_eq!(key("icmp://[::1]"), "::1");
+        assert_eq!(key("icmp://127.0.0.1"), "127.0.0.1");
+    }
+
+    #[test]
+    fn icmp_targets_take_a_host_only() {
+        let parse = |t: &str| parse_target(t);
+        assert_eq!(
+            parse("ICMP://127.0.0.1"),
+            Ok(Target::Icmp {
+                host: "127.0.0.1".into()
+            })
+        );
+        assert_eq!(
+            parse("icmp://[::1]/"),
+            Ok(Target::Icmp { host: "::1".into() })
+        );
+        assert!(parse("icmp://127.0.0.1:7").is_err());
+        assert!(parse("icmp://127.0.0.1/x").is_err());
+        assert!(parse("icmp://").is_err());
     }
 
     #[test]
@@ -144,6 +195,7 @@ mod tests {
         assert_eq!(kind("HTTP://127.0.0.1:1/"), TargetKind::Http);
         assert_eq!(kind("https://a.test/"), TargetKind::Http);
         assert_eq!(kind("tcp://a.test:1"), TargetKind::Tcp);
+        assert_eq!(kind("icmp://a.test"), TargetKind::Icmp);
     }
 
     mod properties {
@@ -152,7 +204,7 @@ mod tests {
 
         proptest! {
             #[test]
-            fn target_parsing_never_panics_and_explains(text in "(http|https|tcp|ftp)?(://)?\\PC{0,40}") {
+            fn target_parsing_never_panics_and_explains(text in "(http|https|tcp|icmp|ftp)?(://)?\\PC{0,40}") {
                 if let Err(reason) = parse_target(&text) {
                     prop_assert!(!reason.is_empty());
                 }

@@ -13,6 +13,12 @@ mod faults;
 mod http;
 // TCP probes.
 mod tcp;
+// ICMP echo probes: raw and datagram sockets, no answer, no permission, ICMP errors.
+mod icmp;
+// Address ranges in a list line, one result per address.
+mod ranges;
+// Banners: what a TCP service sends first, with --banner-contains.
+mod banner;
 // Host names from a private /etc/hosts and a loopback DNS responder, never this machine's resolver.
 mod names;
 // The scheduler: concurrency bounds, retries, Retry-After, deadline, signals.

@@ -25,6 +25,8 @@ pub(crate) struct Attempt {
     pub(crate) address: Option<SocketAddr>,
     /// Where the time went.
     pub(crate) timings: Timings,
+    /// The first line a TCP service sent, when its banner was read.
+    pub(crate) banner: Option<String>,
 }
 
 impl Attempt {
@@ -39,6 +41,7 @@ impl Attempt {
             cert: None,
             address: None,
             timings: Timings::default(),
+            banner: None,
         }
     }
 
@@ -53,6 +56,7 @@ impl Attempt {
             cert: None,
             address: None,
             timings: Timings::default(),
+            banner: None,
         }
     }
 

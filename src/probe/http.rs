@@ -171,6 +171,7 @@ impl HttpProber {
                     cert,
                     address,
                     timings,
+                    banner: None,
                 };
             }
         }
@@ -201,6 +202,7 @@ impl HttpProber {
             cert,
             address,
             timings,
+            banner: None,
         }
     }
 
@@ -270,7 +272,8 @@ fn unfollowed_redirect(response: &Response) -> Option<RedirectRefused> {
     Some(RedirectRefused::Scheme(scheme))
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+/// Whether `needle` occurs in `haystack` (an empty needle always does).
+pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty()
         || haystack
             .windows(needle.len())

@@ -6,6 +6,7 @@ pub(crate) mod cert;
 mod classify;
 mod connect;
 mod http;
+mod icmp;
 mod resolve;
 mod settings;
 mod tcp;
@@ -23,12 +24,17 @@ use crate::outcome::{ErrorKind, Failure};
 use crate::target::Target;
 use crate::values::human_duration;
 use http::HttpProber;
+use icmp::IcmpProber;
 use trace::AttemptTrace;
 
-/// Makes attempts; one per run, shared by all tasks so HTTP connections are reused.
+/// Makes attempts; one per run, shared by all tasks so HTTP connections and ICMP sockets
+/// are reused.
 pub(crate) struct Prober {
     http: HttpProber,
     addresses: std::sync::Arc<AddressRules>,
+    icmp: IcmpProber,
+    /// Most banner bytes read from a TCP service (`--max-body`).
+    banner_limit: usize,
 }
 
 impl Prober {
@@ -37,6 +43,8 @@ impl Prober {
         Ok(Prober {
             http: HttpProber::new(settings, tls)?,
             addresses: settings.addresses.clone(),
+            icmp: IcmpProber::new(),
+            banner_limit: usize::try_from(settings.max_body).unwrap_or(usize::MAX),
         })
     }
 
@@ -48,8 +56,18 @@ impl Prober {
             match target {
                 Target::Http(url) => self.http.exchange(url, settings, started, &trace).await,
                 Target::Tcp { host, port } => {
-                    tcp::connect(host, *port, started, &self.addresses).await
+                    let banner =
+                        settings
+                            .banner_contains
+                            .as_deref()
+                            .map(|needle| tcp::BannerCheck {
+                                needle,
+                                limit: self.banner_limit,
+                                timeout: settings.timeout,
+                            });
+                    tcp::connect(host, *port, started, &self.addresses, banner).await
                 }
+                Target::Icmp { host } => self.icmp.ping(host, started, &self.addresses).await,
             }
         });
         match tokio::time::timeout(settings.timeout, exchange).await {

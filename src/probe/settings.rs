@@ -26,6 +26,8 @@ pub(crate) struct TargetSettings {
     pub(crate) body_contains: Option<String>,
     /// CAs to trust and the client certificate to present.
     pub(crate) tls: TlsSettings,
+    /// Text a TCP service's banner must contain; `None`: a pure connect check.
+    pub(crate) banner_contains: Option<String>,
 }
 
 #[cfg(test)]
@@ -39,6 +41,7 @@ impl TargetSettings {
             expect_status: StatusSet::parse("200-399").expect("a valid set"),
             body_contains: None,
             tls: TlsSettings::default(),
+            banner_contains: None,
         }
     }
 }

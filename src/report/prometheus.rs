@@ -60,6 +60,11 @@ const PROBE_METRICS: [ProbeMetric; 6] = [
 /// [`crate::outcome::Timings::phases`], in its order (dns, connect, tls, ttfb, body).
 const HTTP_PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
 
+/// The round trip of an echo that was answered, as blackbox_exporter names it.
+const ICMP_DURATION: &str = "probe_icmp_duration_seconds";
+const ICMP_DURATION_HELP: &str =
+    "Duration of the ICMP echo's phases (rtt: request to reply), in seconds.";
+
 /// The whole exposition for `results` (in input order) and the run's `summary`.
 pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
     let series = one_per_series(results);
@@ -98,6 +103,18 @@ pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
         );
         for (result, phase, ms) in phases {
             sample(&mut out, metric, result, named, Some(phase), ms / 1000.0);
+        }
+    }
+    // blackbox_exporter's ICMP prober reports the round trip as a phase of its own.
+    let round_trips: Vec<_> = series
+        .iter()
+        .filter(|result| result.kind == Some(TargetKind::Icmp) && result.ok)
+        .filter_map(|result| Some((*result, result.latency_ms?.as_secs_f64())))
+        .collect();
+    if !round_trips.is_empty() {
+        family(&mut out, ICMP_DURATION, ICMP_DURATION_HELP);
+        for (result, value) in round_trips {
+            sample(&mut out, ICMP_DURATION, result, named, Some("rtt"), value);
         }
     }
     let run = [
@@ -218,5 +235,22 @@ mod tests {
         assert!(!text.contains("probe_http_status_code{target=\"tcp://b:1\"}"));
         assert!(!text.contains("probe_ssl_earliest_cert_expiry"));
         assert!(!text.contains("name="));
+        assert!(!text.contains("probe_icmp_duration_seconds"));
+    }
+
+    #[test]
+    fn answered_echoes_give_their_round_trip_as_the_rtt_phase() {
+        let down = Failure::new(ErrorKind::Timeout, "no answer");
+        let results = [
+            result(0, "icmp://127.0.0.1", None),
+            result(1, "icmp://127.0.0.2", Some(down)),
+        ];
+        let summary = crate::summary::Totals::default().summary(Duration::from_secs(1), false);
+        let text = render(&results, &summary);
+        assert!(text.contains(
+            "probe_icmp_duration_seconds{target=\"icmp://127.0.0.1\",phase=\"rtt\"} 1.5\n"
+        ));
+        assert!(!text.contains("probe_icmp_duration_seconds{target=\"icmp://127.0.0.2\""));
+        assert!(text.contains("probe_success{target=\"icmp://127.0.0.2\"} 0\n"));
     }
 }

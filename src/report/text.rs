@@ -39,6 +39,11 @@ pub(super) fn result_line(result: &TargetResult, color: bool) -> String {
     if let Some(name) = &result.name {
         line.push_str(&format!(" ({name})"));
     }
+    if let Some(banner) = &result.banner {
+        // What a server sent, quoted, its control characters escaped so it cannot move the
+        // cursor or recolour the terminal.
+        line.push_str(&format!("  banner {banner:?}"));
+    }
     if let Some(why) = why_unhealthy(result) {
         line.push_str("  ");
         line.push_str(&why);
@@ -251,6 +256,16 @@ mod tests {
         };
         assert!(summary_line(&summary, false)
             .ends_with("; since the last run: 2 went down, 1 recovered\n"));
+    }
+
+    #[test]
+    fn banners_are_quoted_with_control_characters_escaped() {
+        let mut read = result(None);
+        read.banner = Some("SSH-2.0-x \u{1b}[31m\"".into());
+        assert_eq!(
+            result_line(&read, false),
+            "OK   503   12.3ms  http://a.test/  banner \"SSH-2.0-x \\u{1b}[31m\\\"\"\n"
+        );
     }
 
     #[test]

@@ -1,0 +1,332 @@
+//! icmp:// targets: real echo requests on loopback, and fresh network namespaces for the
+//! paths this machine's own loopback cannot show (no answer, unprivileged, no permission,
+//! no route, an ICMP error).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::support::{
+    assert_matches_schema, finish, refused_port, result_for, upcheck, Run, Upcheck,
+};
+
+/// Echo requests are answered by nobody in the namespace.
+const IGNORE_ECHOES: (&str, &str) = ("net.ipv4.icmp_echo_ignore_all", "1");
+/// No group may open ICMP datagram sockets: root falls back to a raw socket.
+const NO_DATAGRAM: (&str, &str) = ("net.ipv4.ping_group_range", "1 0");
+/// Every group may open ICMP datagram sockets.
+const ANY_DATAGRAM: (&str, &str) = ("net.ipv4.ping_group_range", "0 2147483647");
+
+/// How the binary is run inside the namespace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum As {
+    Root,
+    Nobody,
+}
+
+/// The shell that prepares a fresh network namespace: loopback up (unless `lo_up` is
+/// false) and `sysctls` set there only, then runs its arguments.
+fn namespace_script(lo_up: bool, sysctls: &[(&str, &str)]) -> String {
+    let mut steps = Vec::new();
+    if lo_up {
+        steps.push("ip link set lo up".to_owned());
+    }
+    for (key, value) in sysctls {
+        steps.push(format!("sysctl -qw {key}='{value}'"));
+    }
+    steps.push("exec \"$@\"".to_owned());
+    steps.join(" && ")
+}
+
+/// Runs the binary with `args` in a fresh network namespace prepared as
+/// [`namespace_script`] says, as `user`; fails loudly when the namespace cannot be made.
+fn in_namespace(lo_up: bool, sysctls: &[(&str, &str)], user: As, args: &[&str]) -> Run {
+    let mut launcher: Vec<String> = ["unshare", "--net", "sh", "-c"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    launcher.extend([namespace_script(lo_up, sysctls), "sh".to_owned()]);
+    if user == As::Nobody {
+        launcher.extend(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+            ]
+            .map(String::from),
+        );
+    }
+    let run = Upcheck::new().args(args).via(launcher).run();
+    for tool in ["unshare:", "sysctl:", "setpriv:", "ip:", "sh:"] {
+        assert!(
+            !run.stderr.contains(tool),
+            "cannot prepare a network namespace for this test (it needs root, unshare, ip, \
+             sysctl and setpriv): {}",
+            run.stderr
+        );
+    }
+    run
+}
+
+#[test]
+fn loopback_echoes_are_answered_with_their_round_trip() {
+    let run = upcheck(&[
+        "-f",
+        "json",
+        "-u",
+        "icmp://127.0.0.1",
+        "-u",
+        "icmp://[::1]",
+        "-u",
+        "icmp://localhost",
+        "-u",
+        "ICMP://127.3.2.1",
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert_matches_schema(&run.json(), "document");
+    for result in run.results() {
+        assert_eq!(result["ok"], true, "{result}");
+        assert!(result["status"].is_null());
+        assert!(result["banner"].is_null());
+        assert!(result["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+    }
+}
+
+#[test]
+fn a_raw_socket_ignores_our_own_requests_so_silence_times_out_and_is_retried() {
+    // As root without datagram sockets the probe reads a raw socket, which sees our own
+    // echo requests go by on loopback: taking one for a reply would make this healthy.
+    let run = in_namespace(
+        true,
+        &[NO_DATAGRAM, IGNORE_ECHOES],
+        As::Root,
+        &[
+            "-f",
+            "json",
+            "-t",
+            "200ms",
+            "--retries",
+            "1",
+            "-u",
+            "icmp://127.0.0.1",
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    let result = &run.results()[0];
+    assert_eq!(result["error_kind"], "timeout", "{result}");
+    assert_eq!(result["attempts"], 2, "a timeout is retried: {result}");
+}
+
+#[test]
+fn a_raw_socket_pings_as_root_where_datagram_sockets_are_refused() {
+    let run = in_namespace(
+        true,
+        &[NO_DATAGRAM],
+        As::Root,
+        &["-f", "json", "-u", "icmp://127.0.0.1", "-u", "icmp://[::1]"],
+    );
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn unprivileged_users_ping_over_datagram_sockets_where_the_group_may() {
+    let run = in_namespace(
+        true,
+        &[ANY_DATAGRAM],
+        As::Nobody,
+        &["-f", "json", "-u", "icmp://127.0.0.1", "-u", "icmp://[::1]"],
+    );
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let silent = in_namespace(
+        true,
+        &[ANY_DATAGRAM, IGNORE_ECHOES],
+        As::Nobody,
+        &["-f", "json", "-t", "200ms", "-u", "icmp://127.0.0.1"],
+    );
+    assert_eq!(
+        silent.results()[0]["error_kind"],
+        "timeout",
+        "{}",
+        silent.stdout
+    );
+}
+
+#[test]
+fn without_permission_each_icmp_target_fails_naming_both_remedies_and_the_rest_runs() {
+    let closed = format!("tcp://127.0.0.1:{}", refused_port());
+    let run = in_namespace(
+        true,
+        &[NO_DATAGRAM],
+        As::Nobody,
+        &[
+            "-f",
+            "json",
+            "-u",
+            "icmp://127.0.0.1",
+            "-u",
+            "icmp://[::1]",
+            "-u",
+            "icmp://127.0.0.2",
+            "-u",
+            &closed,
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.is_empty(),
+        "not a crash nor a usage error: {}",
+        run.stderr
+    );
+    let results = run.results();
+    assert_eq!(results.len(), 4);
+    for result in &results[..3] {
+        assert_eq!(result["error_kind"], "other", "{result}");
+        let error = result["error"].as_str().unwrap_or_default();
+        assert!(error.contains("net.ipv4.ping_group_range"), "{error}");
+        assert!(error.contains("CAP_NET_RAW"), "{error}");
+    }
+    assert_eq!(result_for(&results, &closed)["error_kind"], "connect");
+}
+
+#[test]
+fn no_route_is_a_connect_failure() {
+    // Loopback left down: there is no route even to 127.0.0.1.
+    let run = in_namespace(
+        false,
+        &[],
+        As::Root,
+        &["-f", "json", "-u", "icmp://127.0.0.1", "-u", "icmp://[::1]"],
+    );
+    let results = run.results();
+    for result in &results {
+        assert_eq!(result["error_kind"], "connect", "{result}");
+    }
+    assert!(results[0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("network unreachable"));
+}
+
+#[test]
+fn icmp_errors_quoting_our_request_are_connect_failures() {
+    // A thread of this test enters a fresh network namespace (namespaces are per thread),
+    // where nothing answers echoes, starts the binary there, and plays the router: it sees
+    // each echo request on a raw socket and answers with "host unreachable" quoting it,
+    // in full for one target and only its first 8 bytes, as RFC 792 allows, for the other.
+    let results = thread::spawn(|| {
+        // SAFETY: unshare(2) with CLONE_NEWNET changes only this thread's namespace.
+        let entered = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            entered,
+            0,
+            "cannot make a network namespace for this test (needs root): {}",
+            std::io::Error::last_os_error()
+        );
+        let setup = Command::new("sh")
+            .args([
+                "-c",
+                &namespace_script(true, &[NO_DATAGRAM, IGNORE_ECHOES]),
+                "sh",
+                "true",
+            ])
+            .status()
+            .expect("run sh");
+        assert!(setup.success(), "cannot prepare the network namespace");
+        let router = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
+            .expect("a raw ICMP socket (root)");
+        router
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("a read timeout");
+        let child = Upcheck::new()
+            .format("json")
+            .args([
+                "-t",
+                "5s",
+                "-u",
+                "icmp://127.0.0.7",
+                "-u",
+                "icmp://127.0.0.8",
+            ])
+            .spawn();
+        let mut answered = Vec::new();
+        let started = Instant::now();
+        while answered.len() < 2 && started.elapsed() < Duration::from_secs(10) {
+            let mut buffer = [std::mem::MaybeUninit::new(0u8); 1500];
+            let Ok((length, _)) = router.recv_from(&mut buffer) else {
+                continue;
+            };
+            // SAFETY: recv_from initialised the first `length` bytes.
+            let datagram: Vec<u8> = buffer[..length]
+                .iter()
+                .map(|byte| unsafe { byte.assume_init() })
+                .collect();
+            let header = usize::from(datagram[0] & 0x0f) * 4;
+            let to = Ipv4Addr::new(datagram[16], datagram[17], datagram[18], datagram[19]);
+            if datagram.get(header) != Some(&8) || answered.contains(&to) {
+                continue;
+            }
+            let quoted = if to == Ipv4Addr::new(127, 0, 0, 7) {
+                &datagram[..]
+            } else {
+                &datagram[..header + 8]
+            };
+            let mut error = vec![3, 1, 0, 0, 0, 0, 0, 0];
+            error.extend_from_slice(quoted);
+            let checksum = checksum(&error);
+            error[2..4].copy_from_slice(&checksum.to_be_bytes());
+            let router_address = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            router
+                .send_to(&error, &router_address.into())
+                .expect("send the forged error");
+            answered.push(to);
+        }
+        finish(child)
+    })
+    .join()
+    .expect("the router thread");
+    assert_eq!(
+        results.code,
+        Some(1),
+        "{}{}",
+        results.stdout,
+        results.stderr
+    );
+    let results = results.results();
+    for target in ["icmp://127.0.0.7", "icmp://127.0.0.8"] {
+        let result = result_for(&results, target);
+        assert_eq!(result["error_kind"], "connect", "{result}");
+        assert_eq!(
+            result["error"], "host unreachable (reported by 127.0.0.1)",
+            "{result}"
+        );
+    }
+}
+
+#[test]
+fn prometheus_gives_the_round_trip_as_blackbox_does() {
+    let run = upcheck(&["-f", "prometheus", "-u", "icmp://127.0.0.1"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run
+        .stdout
+        .contains("probe_success{target=\"icmp://127.0.0.1\"} 1\n"));
+    assert!(run
+        .stdout
+        .contains("probe_icmp_duration_seconds{target=\"icmp://127.0.0.1\",phase=\"rtt\"} "));
+    assert!(!run.stdout.contains("probe_http_status_code"));
+}
+
+/// The Internet checksum (RFC 1071).
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
