@@ -13,7 +13,7 @@ use crate::progress::ProgressWhen;
 use crate::rate::Rate;
 use crate::report::Format;
 use crate::shard::Shard;
-use crate::values::{parse_count, parse_duration, parse_method, parse_size, StatusSet};
+use crate::values::{parse_count, parse_duration, parse_method, parse_timer, parse_size, StatusSet};
 
 /// The options and arguments, exactly as the contract names them.
 #[derive(Debug, Parser)]
@@ -60,11 +60,11 @@ pub struct Cli {
     pub(crate) rate: Option<Rate>,
 
     /// Limit for one attempt: connect, TLS, headers and the body part read
-    #[arg(short = 't', long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    #[arg(short = 't', long, value_name = "DUR", default_value = "5s", value_parser = parse_timer)]
     pub(crate) timeout: Duration,
 
     /// Limit for the whole run; unfinished targets are reported as 'deadline'
-    #[arg(short = 'd', long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(short = 'd', long, value_name = "DUR", value_parser = parse_timer)]
     pub(crate) deadline: Option<Duration>,
 
     /// Extra attempts after a transient failure (timeout, connect/DNS error, 5xx, 429)

@@ -1,5 +1,6 @@
 //! Reading endpoint lists: opening the inputs, streaming their lines, and parsing each into a target.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use crate::checks::{self, CheckEntry};
 use crate::probe::TargetSettings;
 use crate::progress::Progress;
 use crate::shard::ShardFilter;
-use crate::target::{parse_target, Labels, Origin, Target, URL_SOURCE};
+use crate::target::{parse_target, redacted, Labels, Origin, Target, URL_SOURCE};
 
 /// Longest line accepted; longer ones become `invalid` results without being held in memory.
 pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -224,10 +225,14 @@ impl Outlet {
         }
     }
 
-    /// Passes `entry` on if this shard checks it; false when reading must stop.
-    fn entry(&self, entry: Entry) -> bool {
+    /// Passes `entry` on if this shard checks it, its text now the one shown everywhere
+    /// (a password redacted); false when reading must stop.
+    fn entry(&self, mut entry: Entry) -> bool {
         if !self.shard.keeps(&entry.text) {
             return true;
+        }
+        if let Cow::Owned(shown) = redacted(&entry.text) {
+            entry.text = shown;
         }
         self.progress.target_read();
         self.sender.blocking_send(Ok(entry)).is_ok()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::Cli;
-use crate::probe::{ClientSettings, TargetSettings};
+use crate::probe::{check_cert_file, ClientSettings, Proxies, TargetSettings};
 use crate::progress::ProgressWhen;
 use crate::rate::Rate;
 use crate::report::Format;
@@ -55,6 +55,8 @@ impl Settings {
     /// The settings `cli` asks for; fails on what clap cannot check (the `-H` values).
     pub(crate) fn from_cli(cli: Cli) -> anyhow::Result<Self> {
         let headers = values::parse_headers(&cli.headers)?;
+        let proxies = Proxies::from_env()?;
+        check_cert_file()?;
         Ok(Settings {
             files: cli.files,
             checks: cli.checks,
@@ -73,6 +75,7 @@ impl Settings {
                 insecure: cli.insecure,
                 idle_per_host: cli.per_host,
                 cert_min_days: cli.cert_min_days,
+                proxies,
             },
             limits: Limits {
                 concurrency: cli.concurrency,

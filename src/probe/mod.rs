@@ -4,6 +4,7 @@
 mod attempt;
 pub(crate) mod cert;
 mod classify;
+mod environment;
 mod http;
 mod resolve;
 mod settings;
@@ -12,6 +13,7 @@ mod tcp;
 use std::time::Instant;
 
 pub(crate) use attempt::Attempt;
+pub(crate) use environment::{check_cert_file, Proxies};
 pub(crate) use settings::{ClientSettings, TargetSettings};
 
 use crate::outcome::{ErrorKind, Failure};

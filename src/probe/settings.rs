@@ -5,6 +5,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 
+use super::environment::Proxies;
 use crate::values::StatusSet;
 
 /// How one target is probed: the command line's settings, with a checks-file entry's
@@ -50,4 +51,6 @@ pub(crate) struct ClientSettings {
     pub(crate) idle_per_host: usize,
     /// Unhealthy when the TLS certificate expires within this many days.
     pub(crate) cert_min_days: Option<u32>,
+    /// The proxies the environment names.
+    pub(crate) proxies: Proxies,
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::escape::visible;
 use crate::outcome::{millis, ErrorKind, TargetResult};
 use crate::summary::Summary;
 use crate::values::human_duration;
@@ -34,13 +35,16 @@ pub(super) fn result_line(result: &TargetResult, color: bool) -> String {
     let latency = result
         .latency_ms
         .map_or_else(|| "-".to_owned(), short_latency);
-    let mut line = format!("{state} {status:>3} {latency:>8}  {}", result.target);
+    let mut line = format!(
+        "{state} {status:>3} {latency:>8}  {}",
+        visible(&result.target)
+    );
     if let Some(name) = &result.name {
-        line.push_str(&format!(" ({name})"));
+        line.push_str(&format!(" ({})", visible(name)));
     }
     if let Some(why) = why_unhealthy(result) {
         line.push_str("  ");
-        line.push_str(&why);
+        line.push_str(&visible(&why));
     }
     line.push('\n');
     line
