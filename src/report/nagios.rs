@@ -87,6 +87,12 @@ fn status_parts(
                 summary.deadline_skipped
             ));
         }
+        Some(StopReason::Deadline(deadline)) if ending == Ending::DeadlinePassed => {
+            parts.push(format!(
+                "the {} deadline passed before the input was read to its end",
+                human_duration(deadline)
+            ));
+        }
         _ => {}
     }
     if ending == Ending::InputUnreadable {
