@@ -13,7 +13,9 @@ use crate::progress::ProgressWhen;
 use crate::rate::Rate;
 use crate::report::Format;
 use crate::shard::Shard;
-use crate::values::{parse_count, parse_duration, parse_method, parse_timer, parse_size, StatusSet};
+use crate::values::{
+    parse_count, parse_duration, parse_method, parse_size, parse_timer, StatusSet,
+};
 
 /// The options and arguments, exactly as the contract names them.
 #[derive(Debug, Parser)]
@@ -24,7 +26,7 @@ use crate::values::{parse_count, parse_duration, parse_method, parse_timer, pars
     after_help = "Targets: http://..., https://... or tcp://HOST:PORT, one per line; '#' starts a comment.\n\
                   Durations: 250ms, 1.5s, 2m, or seconds. Sizes: bytes, or with KB, MB, KiB, MiB.\n\
                   Exit codes: 0 all healthy, 1 some unhealthy or invalid (or slow, with --fail-slow),\n\
-                  2 usage error or unreadable input, 3 deadline passed, 130/143 interrupted by SIGINT/SIGTERM.\n\
+                  2 usage error or unreadable input, 3 deadline passed, 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.\n\
                   With --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
 )]
 pub struct Cli {

@@ -208,7 +208,11 @@ impl AtomicFile {
         if let Some(existing) = existing {
             // Owner first: changing it may clear the set-id bits that the mode then restores.
             // Only root may give a file away; others keep what they can.
-            let _ = fchown(file.out.get_ref(), Some(existing.uid()), Some(existing.gid()));
+            let _ = fchown(
+                file.out.get_ref(),
+                Some(existing.uid()),
+                Some(existing.gid()),
+            );
             let _ = file.out.get_ref().set_permissions(existing.permissions());
         }
         Ok(file)

@@ -119,7 +119,10 @@ pub(crate) async fn run(
             },
         }
     }
-    InputEnd { error: read_error, left_unread: false }
+    InputEnd {
+        error: read_error,
+        left_unread: false,
+    }
 }
 
 /// A target ready to probe, with what its result needs.

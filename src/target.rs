@@ -156,12 +156,7 @@ pub(crate) fn redacted(text: &str) -> std::borrow::Cow<'_, str> {
     let start = text.find("://").map_or(0, |at| at + 3);
     let password_start = start + user.len() + 1;
     let password_end = start + userinfo.len();
-    format!(
-        "{}xxxxx{}",
-        &text[..password_start],
-        &text[password_end..]
-    )
-    .into()
+    format!("{}xxxxx{}", &text[..password_start], &text[password_end..]).into()
 }
 
 /// Where a target came from: the input it was read from and its line there.
@@ -220,8 +215,12 @@ mod tests {
         assert!(parse_target("tcp://::1:443")
             .unwrap_err()
             .contains("needs brackets"));
-        assert!(parse_target("tcp://a.test:0").unwrap_err().contains("port 0"));
-        assert!(parse_target("http://a.test:0/").unwrap_err().contains("port 0"));
+        assert!(parse_target("tcp://a.test:0")
+            .unwrap_err()
+            .contains("port 0"));
+        assert!(parse_target("http://a.test:0/")
+            .unwrap_err()
+            .contains("port 0"));
     }
 
     #[test]

@@ -47,7 +47,12 @@ fn input_stalled_past_the_deadline_is_an_incomplete_run() {
     let run = finish(child);
     drop(stdin);
     assert_eq!(run.code, Some(2), "{}", run.stdout);
-    assert!(run.stdout.starts_with("UPCHECK CRITICAL - the 1s deadline passed"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .starts_with("UPCHECK CRITICAL - the 1s deadline passed"),
+        "{}",
+        run.stdout
+    );
 
     // Nothing at all before the stall: still a cut-short run, not an empty or healthy one.
     let (child, stdin) = with_open_stdin(&["-d", "1s"]);
@@ -55,7 +60,11 @@ fn input_stalled_past_the_deadline_is_an_incomplete_run() {
     drop(stdin);
     assert_eq!(run.code, Some(3), "{run:?}");
     assert!(run.stdout.contains("0 checked"), "{}", run.stdout);
-    assert!(run.stderr.contains("no line of it was read"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no line of it was read"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -88,9 +97,15 @@ fn clogged_pipe() -> (OwnedFd, OwnedFd) {
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: fcntl on a descriptor we own.
     let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
-    assert!(size >= 4096, "cannot size the pipe: {}", std::io::Error::last_os_error());
+    assert!(
+        size >= 4096,
+        "cannot size the pipe: {}",
+        std::io::Error::last_os_error()
+    );
     let mut writer = fs::File::from(write.try_clone().unwrap());
-    writer.write_all(&vec![b'.'; usize::try_from(size).unwrap() - 300]).unwrap();
+    writer
+        .write_all(&vec![b'.'; usize::try_from(size).unwrap() - 300])
+        .unwrap();
     (read, write)
 }
 
@@ -99,7 +114,16 @@ fn a_progress_bar_on_a_pipe_nobody_reads_never_holds_the_run() {
     let server = Server::start();
     let (_unread, stderr) = clogged_pipe();
     let mut upcheck = command();
-    upcheck.args(["--progress", "always", "-f", "json", "-d", "3s", "-u", &server.url("/hang")]);
+    upcheck.args([
+        "--progress",
+        "always",
+        "-f",
+        "json",
+        "-d",
+        "3s",
+        "-u",
+        &server.url("/hang"),
+    ]);
     for _ in 0..20 {
         upcheck.args(["-u", &server.url("/ok")]);
     }

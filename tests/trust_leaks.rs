@@ -19,11 +19,17 @@ fn a_password_in_a_target_is_redacted_everywhere_and_still_sent() {
     let report = dir.path().join("report.prom");
     for format in ["text", "json", "jsonl", "prometheus", "nagios"] {
         let run = upcheck(&["-f", format, path(&list)]);
-        assert!(run.code == Some(1) || run.code == Some(2), "{format}: {run:?}");
+        assert!(
+            run.code == Some(1) || run.code == Some(2),
+            "{format}: {run:?}"
+        );
         let printed = format!("{}{}", run.stdout, run.stderr);
         assert!(!printed.contains("s3cret"), "{format} leaks it:\n{printed}");
         assert!(printed.contains(&shown), "{format}:\n{printed}");
-        assert!(printed.contains("ftp://ops:xxxxx@127.0.0.1/x"), "{format}:\n{printed}");
+        assert!(
+            printed.contains("ftp://ops:xxxxx@127.0.0.1/x"),
+            "{format}:\n{printed}"
+        );
     }
     let run = upcheck(&[
         "-f",
@@ -35,7 +41,10 @@ fn a_password_in_a_target_is_redacted_everywhere_and_still_sent() {
     ]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let written = fs::read_to_string(&report).unwrap();
-    assert!(!written.contains("s3cret") && written.contains(&shown), "{written}");
+    assert!(
+        !written.contains("s3cret") && written.contains(&shown),
+        "{written}"
+    );
     let sent = server.seen().requests;
     assert!(!sent.is_empty());
     // base64("ops:s3cret")
@@ -73,13 +82,21 @@ fn redirects_to_another_origin_carry_no_referer_and_no_target_headers() {
     assert_eq!(at_origin.len(), 4, "{at_origin:?}");
     for request in &at_origin {
         assert_eq!(request.header("x-api-key"), Some("k3y"), "{request:?}");
-        assert_eq!(request.header("private-token"), Some("t0ken"), "{request:?}");
+        assert_eq!(
+            request.header("private-token"),
+            Some("t0ken"),
+            "{request:?}"
+        );
         assert_eq!(request.header("referer"), None, "{request:?}");
     }
     let at_elsewhere = elsewhere.seen().requests;
     assert_eq!(at_elsewhere.len(), 1);
     assert_eq!(at_elsewhere[0].header("referer"), None, "{at_elsewhere:?}");
-    assert_eq!(at_elsewhere[0].header("x-api-key"), None, "{at_elsewhere:?}");
+    assert_eq!(
+        at_elsewhere[0].header("x-api-key"),
+        None,
+        "{at_elsewhere:?}"
+    );
     assert_eq!(at_elsewhere[0].header("private-token"), None);
 }
 
@@ -101,7 +118,8 @@ fn control_characters_are_escaped_in_text_and_nagios_but_exact_in_json() {
             );
         }
         assert!(
-            run.stdout.contains("\\x0d\\x1b[2KOK 200\\x1b]0;owned\\x07\\x9b2J"),
+            run.stdout
+                .contains("\\x0d\\x1b[2KOK 200\\x1b]0;owned\\x07\\x9b2J"),
             "{format}:\n{}",
             run.stdout
         );
@@ -122,6 +140,11 @@ fn control_characters_are_escaped_in_text_and_nagios_but_exact_in_json() {
     let run = upcheck(&["--checks", path(&checks)]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "one result line and the summary:\n{}", run.stdout);
+    assert_eq!(
+        lines.len(),
+        2,
+        "one result line and the summary:\n{}",
+        run.stdout
+    );
     assert!(lines[0].contains("/a\\x0aFAIL fake line"), "{}", lines[0]);
 }

@@ -16,8 +16,20 @@ use crate::support::{command, finish, upcheck, Server};
 fn char_device(path: &Path, major: u32, minor: u32) {
     let name = CString::new(path.to_str().unwrap()).unwrap();
     // SAFETY: a valid C string; mknod only creates the node it is asked for.
-    let made = unsafe { libc::mknod(name.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(major, minor)) };
-    assert_eq!(made, 0, "mknod {}: {}", path.display(), std::io::Error::last_os_error());
+    let made = unsafe {
+        libc::mknod(
+            name.as_ptr(),
+            libc::S_IFCHR | 0o666,
+            libc::makedev(major, minor),
+        )
+    };
+    assert_eq!(
+        made,
+        0,
+        "mknod {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 #[test]
@@ -33,7 +45,11 @@ fn device_nodes_are_written_into_and_stay_devices() {
     assert!(fs::metadata(&null).unwrap().file_type().is_char_device());
     let run = upcheck(&["-o", full.to_str().unwrap(), "-u", &server.url("/ok")]);
     assert_eq!(run.code, Some(2), "a full device is a write error: {run:?}");
-    assert!(run.stderr.contains("cannot write results"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot write results"),
+        "{}",
+        run.stderr
+    );
     assert!(fs::metadata(&full).unwrap().file_type().is_char_device());
     let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
@@ -51,15 +67,26 @@ fn a_fifo_is_written_into_and_its_reader_gets_the_report() {
         let fifo = fifo.clone();
         thread::spawn(move || {
             let mut text = String::new();
-            fs::File::open(fifo).unwrap().read_to_string(&mut text).unwrap();
+            fs::File::open(fifo)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
             text
         })
     };
-    let run = upcheck(&["-f", "jsonl", "-o", fifo.to_str().unwrap(), "-u", &server.url("/ok")]);
+    let run = upcheck(&[
+        "-f",
+        "jsonl",
+        "-o",
+        fifo.to_str().unwrap(),
+        "-u",
+        &server.url("/ok"),
+    ]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
+    // Checked before waiting on the reader, which waits forever on a FIFO replaced.
+    assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
     let report = reading.join().unwrap();
     assert!(report.contains("\"ok\":true"), "{report}");
-    assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
 #[test]
@@ -73,13 +100,25 @@ fn a_symlinked_report_keeps_its_link_and_its_target_is_replaced() {
     let dangling = dir.path().join("dangling.prom");
     symlink("created.prom", &dangling).unwrap();
     for output in [&link, &dangling] {
-        let run = upcheck(&["-f", "prometheus", "-o", output.to_str().unwrap(), "-u", &server.url("/ok")]);
+        let run = upcheck(&[
+            "-f",
+            "prometheus",
+            "-o",
+            output.to_str().unwrap(),
+            "-u",
+            &server.url("/ok"),
+        ]);
         assert_eq!(run.code, Some(0), "{}", run.stderr);
-        assert!(fs::symlink_metadata(output).unwrap().file_type().is_symlink());
+        assert!(fs::symlink_metadata(output)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
     assert!(fs::read_to_string(&real).unwrap().contains("probe_success"));
     let created = dir.path().join("created.prom");
-    assert!(fs::read_to_string(created).unwrap().contains("probe_success"));
+    assert!(fs::read_to_string(created)
+        .unwrap()
+        .contains("probe_success"));
 }
 
 #[test]
@@ -90,12 +129,21 @@ fn the_report_keeps_its_owner_group_and_mode() {
     fs::write(&report, "old\n").unwrap();
     std::os::unix::fs::chown(&report, Some(65534), Some(65534)).unwrap();
     fs::set_permissions(&report, fs::Permissions::from_mode(0o640)).unwrap();
-    let run = upcheck(&["-f", "prometheus", "-o", report.to_str().unwrap(), "-u", &server.url("/ok")]);
+    let run = upcheck(&[
+        "-f",
+        "prometheus",
+        "-o",
+        report.to_str().unwrap(),
+        "-u",
+        &server.url("/ok"),
+    ]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let metadata = fs::metadata(&report).unwrap();
     assert_eq!((metadata.uid(), metadata.gid()), (65534, 65534));
     assert_eq!(metadata.mode() & 0o7777, 0o640);
-    assert!(fs::read_to_string(&report).unwrap().contains("probe_success"));
+    assert!(fs::read_to_string(&report)
+        .unwrap()
+        .contains("probe_success"));
 }
 
 #[test]

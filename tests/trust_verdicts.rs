@@ -58,7 +58,12 @@ fn proxies_never_take_loopback_are_checked_and_are_named_in_failures() {
         &format!("tcp://127.0.0.1:{}", server.addr.port()),
     ]);
     let direct = run(&mut direct);
-    assert_eq!(direct.code, Some(0), "loopback went to the proxy: {}", direct.stdout);
+    assert_eq!(
+        direct.code,
+        Some(0),
+        "loopback went to the proxy: {}",
+        direct.stdout
+    );
 
     // A name (from the private hosts file) is not loopback by name: it goes through the proxy.
     let etc = PrivateEtc::new("127.0.0.1 proxied.upcheck.test", None);
@@ -87,9 +92,15 @@ fn proxies_never_take_loopback_are_checked_and_are_named_in_failures() {
     let through_live = run(&mut etc.wrap(&through_live));
     assert_eq!(through_live.code, Some(0), "{}", through_live.stdout);
     assert_eq!(*proxied.lock().unwrap(), [format!("GET {target} HTTP/1.1")]);
-    assert!(server.seen().requests.len() == 2, "only the two loopback URLs went direct");
+    assert!(
+        server.seen().requests.len() == 2,
+        "only the two loopback URLs went direct"
+    );
 
-    for (variable, value) in [("HTTP_PROXY", "not a url"), ("https_proxy", "socks5://u:s3cret@127.0.0.1:1")] {
+    for (variable, value) in [
+        ("HTTP_PROXY", "not a url"),
+        ("https_proxy", "socks5://u:s3cret@127.0.0.1:1"),
+    ] {
         for format in ["text", "nagios"] {
             let mut malformed = command();
             malformed
@@ -97,12 +108,20 @@ fn proxies_never_take_loopback_are_checked_and_are_named_in_failures() {
                 .args(["-f", format, "-u", &server.url("/ok")]);
             let malformed = run(&mut malformed);
             let said = format!("{}{}", malformed.stdout, malformed.stderr);
-            assert_eq!(malformed.code, Some(if format == "nagios" { 3 } else { 2 }), "{said}");
+            assert_eq!(
+                malformed.code,
+                Some(if format == "nagios" { 3 } else { 2 }),
+                "{said}"
+            );
             assert!(said.contains(variable), "{said}");
             assert!(!said.contains("s3cret"), "{said}");
         }
     }
-    assert_eq!(server.seen().requests.len(), 2, "malformed proxies probe nothing");
+    assert_eq!(
+        server.seen().requests.len(),
+        2,
+        "malformed proxies probe nothing"
+    );
 }
 
 #[test]
@@ -122,11 +141,21 @@ fn out_of_range_values_are_usage_errors_naming_the_option() {
         assert_eq!(run.code, Some(3), "{args:?}: {run:?}");
         assert!(run.stdout.starts_with("UPCHECK UNKNOWN"), "{}", run.stdout);
     }
-    let run = upcheck(&["-f", "json", "-u", "tcp://127.0.0.1:0", "-u", "http://127.0.0.1:0/"]);
+    let run = upcheck(&[
+        "-f",
+        "json",
+        "-u",
+        "tcp://127.0.0.1:0",
+        "-u",
+        "http://127.0.0.1:0/",
+    ]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     for result in run.results() {
         assert_eq!(result["error_kind"], "invalid", "{result}");
-        assert!(result["error"].as_str().unwrap().contains("port 0"), "{result}");
+        assert!(
+            result["error"].as_str().unwrap().contains("port 0"),
+            "{result}"
+        );
     }
 }
 
@@ -180,7 +209,10 @@ fn tcp_hosts_are_idna_converted_and_bare_ipv6_gets_a_hint() {
     let run = upcheck(&["-f", "json", "-u", "tcp://::1:443"]);
     let result = &run.results()[0];
     assert_eq!(result["error_kind"], "invalid");
-    assert!(result["error"].as_str().unwrap().contains("tcp://[::1]:"), "{result}");
+    assert!(
+        result["error"].as_str().unwrap().contains("tcp://[::1]:"),
+        "{result}"
+    );
 }
 
 #[test]

@@ -97,8 +97,8 @@ fn proxy_url(name: &str, value: &str) -> anyhow::Result<Url> {
         format!("http://{value}")
     };
     let shown = redacted(value);
-    let url = Url::parse(&written)
-        .with_context(|| format!("{name} is not a proxy URL: '{shown}'"))?;
+    let url =
+        Url::parse(&written).with_context(|| format!("{name} is not a proxy URL: '{shown}'"))?;
     if !matches!(url.scheme(), "http" | "https") {
         bail!(
             "{name} names a {}: proxy ('{shown}'); upcheck supports http:// and https:// proxies",
@@ -249,17 +249,26 @@ mod tests {
             via(&proxies, "https://a.test/"),
             Some("http://lower:2/".into())
         );
-        assert_eq!(via(&proxies, "http://a.test/"), Some("http://all:3/".into()));
+        assert_eq!(
+            via(&proxies, "http://a.test/"),
+            Some("http://all:3/".into())
+        );
     }
 
     #[test]
     fn a_malformed_variable_is_named_and_its_password_hidden() {
         let err = format!("{:#}", proxies(&[("HTTP_PROXY", "not a url")]).unwrap_err());
-        assert!(err.contains("HTTP_PROXY") && err.contains("'not a url'"), "{err}");
+        assert!(
+            err.contains("HTTP_PROXY") && err.contains("'not a url'"),
+            "{err}"
+        );
         let err = format!(
             "{:#}",
             proxies(&[("https_proxy", "socks5://u:s3cret@h:1")]).unwrap_err()
         );
-        assert!(err.contains("https_proxy") && !err.contains("s3cret"), "{err}");
+        assert!(
+            err.contains("https_proxy") && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 }

@@ -12,10 +12,10 @@ use reqwest::{Client, Method, Response, StatusCode, Url};
 
 use super::attempt::Attempt;
 use super::cert;
-use super::environment::{Proxies, ShownProxy};
 use super::classify::{
     classify_http_error, is_out_of_files, Causes, RedirectRefused, MAX_REDIRECTS,
 };
+use super::environment::{Proxies, ShownProxy};
 use super::resolve::SystemResolver;
 use super::settings::{ClientSettings, TargetSettings};
 use crate::calendar::rfc3339;
@@ -152,7 +152,10 @@ impl HttpProber {
             let mut response = match request.headers(headers).send().await {
                 Ok(response) => response,
                 Err(err) => {
-                    let proxy = self.proxies.for_url(&next).map(|p| ShownProxy(p).to_string());
+                    let proxy = self
+                        .proxies
+                        .for_url(&next)
+                        .map(|p| ShownProxy(p).to_string());
                     return Sent::Failed(err, proxy);
                 }
             };
