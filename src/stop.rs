@@ -135,14 +135,19 @@ pub(crate) fn stop_on_signals(trigger: StopTrigger, before_exit: fn()) -> std::i
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
+    // Under `nohup` SIGHUP is ignored, and must stay so: the run outlives its terminal.
+    let mut hangup = if is_ignored(libc::SIGHUP) {
+        None
+    } else {
+        Some(signal(SignalKind::hangup())?)
+    };
     tokio::spawn(async move {
         let mut received = 0;
         loop {
             let signal = tokio::select! {
                 Some(()) = interrupt.recv() => Signal::Interrupt,
                 Some(()) = terminate.recv() => Signal::Terminate,
-                Some(()) = hangup.recv() => Signal::Hangup,
+                Some(()) = next_delivery(&mut hangup) => Signal::Hangup,
                 else => return,
             };
             received += 1;
@@ -156,4 +161,20 @@ pub(crate) fn stop_on_signals(trigger: StopTrigger, before_exit: fn()) -> std::i
         }
     });
     Ok(())
+}
+
+/// The next delivery of `signal`, or never when it is not listened for.
+async fn next_delivery(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether `signal` is ignored (as `nohup` leaves SIGHUP for the programs it starts).
+fn is_ignored(signal: libc::c_int) -> bool {
+    // SAFETY: a zeroed sigaction is a valid out-parameter, and a null new action only reads.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) };
+    read == 0 && current.sa_sigaction == libc::SIG_IGN
 }

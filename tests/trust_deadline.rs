@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -189,4 +190,28 @@ fn sighup_stops_the_run_gracefully_with_129() {
         .contains("SIGHUP"));
     let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+}
+
+#[test]
+fn under_nohup_sighup_is_still_ignored() {
+    let server = Server::start();
+    let mut upcheck = command();
+    upcheck.args(["-f", "json", "-u", &server.url("/slow/1500")]);
+    // SAFETY: only an async-signal-safe call between fork and exec.
+    unsafe {
+        upcheck.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = crate::support::spawn(&mut upcheck, None);
+    wait_until("the probe reaches the server", || {
+        !server.seen().requests.is_empty()
+    });
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: signalling the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let run = finish(child);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.results()[0]["ok"], true);
 }
