@@ -411,7 +411,7 @@ fn expect_status(value: &DeValue<'_>) -> Result<StatusSet, String> {
 /// `"2s"` as on the command line, or a number of seconds.
 fn timeout(value: &DeValue<'_>) -> Result<Duration, String> {
     let seconds = match value {
-        DeValue::String(text) => return values::parse_duration(text),
+        DeValue::String(text) => return values::parse_timer(text),
         DeValue::Integer(number) => i64::from_str_radix(number.as_str(), number.radix())
             .map_err(|_| "is out of range".to_owned())? as f64,
         DeValue::Float(number) => number
@@ -428,7 +428,7 @@ fn timeout(value: &DeValue<'_>) -> Result<Duration, String> {
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err("must be greater than zero".to_owned());
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| "is too long".to_owned())
+    values::timer(values::seconds(seconds)?)
 }
 
 /// Byte offsets to 1-based line numbers.

@@ -14,7 +14,9 @@ use crate::progress::ProgressWhen;
 use crate::rate::Rate;
 use crate::report::Format;
 use crate::shard::Shard;
-use crate::values::{parse_count, parse_duration, parse_method, parse_size, StatusSet};
+use crate::values::{
+    parse_count, parse_duration, parse_method, parse_size, parse_timer, StatusSet,
+};
 
 /// The options and arguments, exactly as the contract names them.
 #[derive(Debug, Parser)]
@@ -26,7 +28,7 @@ use crate::values::{parse_count, parse_duration, parse_method, parse_size, Statu
                   Ranges: icmp://10.50.1.0/24, tcp://10.50.1.1-254:22, icmp://[fd00::]/120.\n\
                   Durations: 250ms, 1.5s, 2m, or seconds. Sizes: bytes, or with KB, MB, KiB, MiB.\n\
                   Exit codes: 0 all healthy, 1 some unhealthy or invalid (or slow, with --fail-slow),\n\
-                  2 usage error or unreadable input, 3 deadline passed, 130/143 interrupted by SIGINT/SIGTERM.\n\
+                  2 usage error or unreadable input, 3 deadline passed, 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.\n\
                   With --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
 )]
 pub struct Cli {
@@ -62,11 +64,11 @@ pub struct Cli {
     pub(crate) rate: Option<Rate>,
 
     /// Limit for one attempt: connect, TLS, headers and the body part read
-    #[arg(short = 't', long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    #[arg(short = 't', long, value_name = "DUR", default_value = "5s", value_parser = parse_timer)]
     pub(crate) timeout: Duration,
 
     /// Limit for the whole run; unfinished targets are reported as 'deadline'
-    #[arg(short = 'd', long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(short = 'd', long, value_name = "DUR", value_parser = parse_timer)]
     pub(crate) deadline: Option<Duration>,
 
     /// Extra attempts after a transient failure (timeout, connect/DNS error, 5xx, 429)

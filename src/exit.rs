@@ -19,7 +19,7 @@ const BROKEN_PIPE: u8 = 141;
 pub(crate) enum Ending {
     /// A signal stopped the run.
     Interrupted(Signal),
-    /// The deadline passed before every target was checked.
+    /// The deadline passed before every target was checked (or the input was read).
     DeadlinePassed,
     /// An input could not be read to its end.
     InputUnreadable,
@@ -40,6 +40,8 @@ pub(crate) struct RunFacts {
     pub(crate) stop: Option<StopReason>,
     /// Whether an input could not be read to its end.
     pub(crate) read_failed: bool,
+    /// Whether the stop left lines of the input unread.
+    pub(crate) left_unread: bool,
     /// Whether slow results fail the run (`--fail-slow`).
     pub(crate) fail_slow: bool,
 }
@@ -49,7 +51,7 @@ impl Ending {
     pub(crate) fn of(summary: &Summary, facts: RunFacts) -> Self {
         if let Some(StopReason::Signal(signal)) = facts.stop {
             Ending::Interrupted(signal)
-        } else if summary.deadline_skipped > 0 {
+        } else if summary.deadline_skipped > 0 || facts.left_unread {
             Ending::DeadlinePassed
         } else if facts.read_failed {
             Ending::InputUnreadable
@@ -193,6 +195,12 @@ mod tests {
         };
         assert_eq!(contract(&cut, deadline), 3);
         assert_eq!(contract(&summary(), deadline), HEALTHY);
+        let unread = RunFacts {
+            left_unread: true,
+            ..deadline
+        };
+        assert_eq!(contract(&summary(), unread), 3);
+        assert_eq!(nagios(&summary(), unread), NagiosState::Critical);
         let interrupted = RunFacts {
             stop: Some(StopReason::Signal(Signal::Terminate)),
             ..none

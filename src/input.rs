@@ -1,7 +1,9 @@
 //! Reading endpoint lists: opening the inputs, streaming their lines, and parsing each into a target.
 
-use std::fs::File;
+use std::borrow::Cow;
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, IsTerminal};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -10,11 +12,12 @@ use anyhow::{bail, Context};
 use tokio::sync::mpsc;
 
 use crate::checks::{self, CheckEntry};
+use crate::output::FileId;
 use crate::probe::TargetSettings;
 use crate::progress::Progress;
 use crate::range::parse_range;
 use crate::shard::ShardFilter;
-use crate::target::{parse_target, Labels, Origin, Target, URL_SOURCE};
+use crate::target::{parse_target, redacted, Labels, Origin, Target, URL_SOURCE};
 
 /// Longest line accepted; longer ones become `invalid` results without being held in memory.
 pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -60,6 +63,8 @@ enum Source {
 /// All inputs, opened and ready to stream.
 pub(crate) struct Inputs {
     sources: Vec<Source>,
+    /// The regular files among them, by name, so that the output cannot be one.
+    files: Vec<(String, FileId)>,
 }
 
 impl Inputs {
@@ -73,6 +78,7 @@ impl Inputs {
         urls: &[String],
     ) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
+        let mut regular = Vec::new();
         for path in files {
             if path.as_os_str() == "-" {
                 sources.push(Source::Stdin);
@@ -86,6 +92,7 @@ impl Inputs {
             if metadata.is_dir() {
                 bail!("cannot read '{name}': it is a directory");
             }
+            regular.extend(FileId::of(&metadata).map(|id| (name.to_string(), id)));
             let mut reader = BufReader::new(file);
             // Only regular files are peeked at: reading a FIFO here would wait for its writer.
             if metadata.is_file() {
@@ -103,6 +110,9 @@ impl Inputs {
         }
         for path in checks {
             sources.push(open_checks(path)?);
+            if let Some(id) = fs::metadata(path).ok().as_ref().and_then(FileId::of) {
+                regular.push((path.to_string_lossy().into_owned(), id));
+            }
         }
         if files.is_empty() && checks.is_empty() && urls.is_empty() {
             if io::stdin().is_terminal() {
@@ -116,7 +126,18 @@ impl Inputs {
         if !urls.is_empty() {
             sources.push(Source::Urls(urls.to_vec()));
         }
-        Ok(Inputs { sources })
+        if sources.iter().any(|source| matches!(source, Source::Stdin)) {
+            regular.extend(stdin_file().map(|id| ("-".to_owned(), id)));
+        }
+        Ok(Inputs {
+            sources,
+            files: regular,
+        })
+    }
+
+    /// The regular files read (standard input included, when it is one), by name.
+    pub(crate) fn regular_files(&self) -> &[(String, FileId)] {
+        &self.files
     }
 
     /// Streams every entry that `shard` keeps, in input order, from a thread of its own,
@@ -163,6 +184,12 @@ impl Inputs {
         });
         receiver
     }
+}
+
+/// Standard input's identity, when it is a regular file (`upcheck -o list < list`).
+fn stdin_file() -> Option<FileId> {
+    let duplicate = io::stdin().as_fd().try_clone_to_owned().ok()?;
+    FileId::of(&File::from(duplicate).metadata().ok()?)
 }
 
 /// Reads and parses a checks file.
@@ -246,10 +273,14 @@ impl Outlet {
         }
     }
 
-    /// Passes `entry` on if this shard checks it; false when reading must stop.
-    fn entry(&self, entry: Entry) -> bool {
+    /// Passes `entry` on if this shard checks it, its text now the one shown everywhere
+    /// (a password redacted); false when reading must stop.
+    fn entry(&self, mut entry: Entry) -> bool {
         if !self.shard.keeps(&entry.text) {
             return true;
+        }
+        if let Cow::Owned(shown) = redacted(&entry.text) {
+            entry.text = shown;
         }
         self.progress.target_read();
         self.sender.blocking_send(Ok(entry)).is_ok()

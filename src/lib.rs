@@ -96,7 +96,7 @@ use crate::progress::Progress;
 use crate::rate::Pacer;
 use crate::report::{nagios, ReportStyle, Reporter};
 use crate::retry::RetryPolicy;
-use crate::schedule::{Engine, Limits};
+use crate::schedule::{Engine, InputEnd, Limits};
 use crate::settings::Settings;
 use crate::shard::ShardFilter;
 use crate::state::StateFile;
@@ -159,9 +159,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     let started = Instant::now();
     let inputs = Inputs::open(&settings.files, &settings.checks, &settings.urls)?;
-    let output = Output::open(settings.output.as_deref())?;
+    let output = Output::open(settings.output.as_deref(), inputs.regular_files())?;
     let state = match &settings.state {
-        Some((path, reset)) => Some(StateFile::open(path, *reset)?),
+        Some((path, reset)) => Some(StateFile::open(path, *reset, inputs.regular_files())?),
         None => None,
     };
     if settings.client.insecure {
@@ -221,10 +221,13 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     let shard = ShardFilter::new(settings.shard);
     let entries = inputs.stream(settings.target.clone(), progress.clone(), shard.clone());
     let schedule = schedule::run(engine, entries, stop.clone(), progress, results);
-    let read_error = tokio::select! {
+    let InputEnd {
+        error: read_error,
+        left_unread,
+    } = tokio::select! {
         // The schedule first: when both are ready, the input finished and so did the report.
         biased;
-        read_error = schedule => read_error,
+        input_end = schedule => input_end,
         // The reporter holds on until the last result, so ending first means stdout failed.
         reported = &mut report => {
             reporter_outcome(reported)?;
@@ -258,6 +261,7 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     let facts = RunFacts {
         stop: stop.reason(),
         read_failed: read_error.is_some(),
+        left_unread,
         fail_slow: settings.fail_slow,
     };
     let ending = Ending::of(&summary, facts);

@@ -3,9 +3,13 @@
 //! The report is written to a temporary file beside FILE and renamed over it only once it
 //! is complete, so a reader (node_exporter's textfile collector, a dashboard) sees the old
 //! report or the new one, never half of one; if writing fails, FILE is left as it was.
+//! FILE keeps its owner, group and mode (as `sed -i` does); a symbolic link is followed and
+//! its target replaced, the link kept. A FILE that is no regular file (`/dev/null`, a FIFO)
+//! is written into as it is, never replaced, and one of the inputs is refused.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, BufWriter, Stdout, Write};
+use std::os::unix::fs::{fchown, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -28,30 +32,88 @@ pub(crate) fn remove_pending() {
     }
 }
 
+/// Symbolic links followed to the file they name before giving up, as the kernel does.
+const MAX_LINKS: u32 = 40;
+
+/// A regular file by device and inode: two names of one file are one `FileId`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+impl FileId {
+    /// The identity of the file `metadata` describes, if it is a regular file.
+    pub(crate) fn of(metadata: &Metadata) -> Option<Self> {
+        metadata.is_file().then(|| FileId {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        })
+    }
+}
+
 /// The report's destination.
 pub(crate) enum Output {
     /// Standard output.
     Stdout(Stdout),
     /// A file, replaced when the report is complete.
     File(AtomicFile),
+    /// A file that is not a regular one (a character device, a FIFO), written into as is.
+    Device(File),
 }
 
 impl Output {
-    /// Standard output, or the file `path` when given.
-    pub(crate) fn open(path: Option<&Path>) -> anyhow::Result<Self> {
-        match path {
-            None => Ok(Output::Stdout(io::stdout())),
-            Some(path) => AtomicFile::create(path).map(Output::File),
+    /// Standard output, or the file `path` when given; refused when `path` is one of
+    /// `inputs` (a name read, and its identity), as `cat` refuses "input file is output file".
+    pub(crate) fn open(path: Option<&Path>, inputs: &[(String, FileId)]) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Output::Stdout(io::stdout()));
+        };
+        let target = follow_links(path);
+        let Ok(existing) = fs::metadata(&target) else {
+            return AtomicFile::create(&target).map(Output::File);
+        };
+        let shown = path.display();
+        if let Some(id) = FileId::of(&existing) {
+            if let Some((input, _)) = inputs.iter().find(|(_, input)| *input == id) {
+                bail!("cannot write '{shown}': it is the input '{input}', which would be lost");
+            }
+            return AtomicFile::create(&target).map(Output::File);
         }
+        if existing.is_dir() {
+            bail!("cannot write '{shown}': it is a directory");
+        }
+        let device = OpenOptions::new()
+            .write(true)
+            .open(&target)
+            .with_context(|| format!("cannot write '{shown}'"))?;
+        Ok(Output::Device(device))
     }
 
     /// Finishes the report: for a file, puts it in place.
     pub(crate) fn commit(self) -> anyhow::Result<()> {
         match self {
-            Output::Stdout(_) => Ok(()),
+            Output::Stdout(_) | Output::Device(_) => Ok(()),
             Output::File(file) => file.commit(),
         }
     }
+}
+
+/// The file `path` names once symbolic links are followed (a link to a missing file
+/// included, so the report is created where the link points).
+fn follow_links(path: &Path) -> PathBuf {
+    let mut path = path.to_owned();
+    for _ in 0..MAX_LINKS {
+        let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(points_to) = is_link.then(|| fs::read_link(&path).ok()).flatten() else {
+            break;
+        };
+        path = match path.parent() {
+            Some(parent) => parent.join(points_to),
+            None => points_to,
+        };
+    }
+    path
 }
 
 impl Write for Output {
@@ -59,6 +121,7 @@ impl Write for Output {
         match self {
             Output::Stdout(out) => out.write(bytes),
             Output::File(file) => file.out.write(bytes),
+            Output::Device(device) => device.write(bytes),
         }
     }
 
@@ -66,6 +129,7 @@ impl Write for Output {
         match self {
             Output::Stdout(out) => out.write_all(bytes),
             Output::File(file) => file.out.write_all(bytes),
+            Output::Device(device) => device.write_all(bytes),
         }
     }
 
@@ -73,7 +137,8 @@ impl Write for Output {
         match self {
             Output::Stdout(out) => out.flush(),
             // Written to disk at commit; flushing every batch would only cost time.
-            Output::File(_) => Ok(()),
+            // A device is written unbuffered.
+            Output::File(_) | Output::Device(_) => Ok(()),
         }
     }
 }
@@ -87,7 +152,8 @@ pub(crate) struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Creates the temporary file beside `target`, with `target`'s permissions if it exists.
+    /// Creates the temporary file beside `target`, with `target`'s owner, group and
+    /// permissions if it exists.
     pub(crate) fn create(target: &Path) -> anyhow::Result<Self> {
         let shown = target.display();
         let Some(file_name) = target.file_name() else {
@@ -140,6 +206,13 @@ impl AtomicFile {
             committed: false,
         };
         if let Some(existing) = existing {
+            // Owner first: changing it may clear the set-id bits that the mode then restores.
+            // Only root may give a file away; others keep what they can.
+            let _ = fchown(
+                file.out.get_ref(),
+                Some(existing.uid()),
+                Some(existing.gid()),
+            );
             let _ = file.out.get_ref().set_permissions(existing.permissions());
         }
         Ok(file)
@@ -204,7 +277,7 @@ mod tests {
         let dir = dir();
         let target = dir.join("report.prom");
         fs::write(&target, "old\n").unwrap();
-        let mut output = Output::open(Some(&target)).unwrap();
+        let mut output = Output::open(Some(&target), &[]).unwrap();
         output.write_all(b"new\n").unwrap();
         output.flush().unwrap();
         assert_eq!(fs::read_to_string(&target).unwrap(), "old\n");
@@ -220,7 +293,7 @@ mod tests {
         let dir = dir();
         let target = dir.join("report.prom");
         fs::write(&target, "old\n").unwrap();
-        let mut output = Output::open(Some(&target)).unwrap();
+        let mut output = Output::open(Some(&target), &[]).unwrap();
         output.write_all(b"half").unwrap();
         drop(output);
         assert_eq!(fs::read_to_string(&target).unwrap(), "old\n");
@@ -232,8 +305,8 @@ mod tests {
     #[test]
     fn a_directory_or_missing_parent_is_refused() {
         let dir = dir();
-        assert!(Output::open(Some(&dir)).is_err());
-        assert!(Output::open(Some(&dir.join("missing/report.prom"))).is_err());
+        assert!(Output::open(Some(&dir), &[]).is_err());
+        assert!(Output::open(Some(&dir.join("missing/report.prom")), &[]).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -101,7 +101,12 @@ impl Progress {
 struct RawStderr;
 
 impl RawStderr {
+    /// Writes `text` only if stderr takes it at once: a frame is dropped rather than wait,
+    /// since a pipe nobody reads would otherwise stop the run with it.
     fn write(&self, text: &str) -> io::Result<()> {
+        if !stderr_has_room(text.len()) {
+            return Ok(());
+        }
         io::stderr().write_all(text.as_bytes())
     }
 
@@ -150,4 +155,31 @@ impl TermLike for RawStderr {
     fn flush(&self) -> io::Result<()> {
         io::stderr().flush()
     }
+}
+
+/// Whether `len` bytes can go to stderr without waiting; on a pipe, only while it is less
+/// than half full, so the bar never takes the room that upcheck's own messages need.
+fn stderr_has_room(len: usize) -> bool {
+    const STDERR: libc::c_int = 2;
+    let mut ready = libc::pollfd {
+        fd: STDERR,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call, and no wait.
+    let polled = unsafe { libc::poll(&mut ready, 1, 0) };
+    if polled != 1 || ready.revents & libc::POLLOUT == 0 {
+        return false;
+    }
+    // SAFETY: fcntl with F_GETPIPE_SZ takes no argument; it fails on anything but a pipe.
+    let capacity = unsafe { libc::fcntl(STDERR, libc::F_GETPIPE_SZ) };
+    let Ok(capacity) = usize::try_from(capacity) else {
+        return true;
+    };
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int, which `queued` is.
+    if unsafe { libc::ioctl(STDERR, libc::FIONREAD, &mut queued) } != 0 {
+        return false;
+    }
+    usize::try_from(queued).is_ok_and(|queued| queued + len <= capacity / 2)
 }

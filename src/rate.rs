@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::values::MAX_DURATION;
+
 /// A request rate, kept as the interval between two request starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Rate {
@@ -22,7 +24,9 @@ impl Rate {
             return Err("must be greater than zero".to_owned());
         }
         let interval = Duration::try_from_secs_f64(per_second.recip())
-            .map_err(|_| "is too slow to wait for".to_owned())?;
+            .ok()
+            .filter(|interval| *interval <= MAX_DURATION)
+            .ok_or("is too slow to wait for (at least one request a year)")?;
         Ok(Rate { interval })
     }
 }
@@ -80,6 +84,7 @@ mod tests {
         assert!(interval("inf").unwrap_err().contains("greater than zero"));
         assert!(interval("fast").unwrap_err().contains("'fast'"));
         assert!(interval("1e-300").unwrap_err().contains("too slow"));
+        assert!(interval("1e-19").unwrap_err().contains("too slow"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -89,7 +89,9 @@ pub(crate) async fn until_final(
             waited_for_files += OUT_OF_FILES_PAUSE;
             continue;
         }
-        let retry_after = attempt.retry_after;
+        // `Retry-After: 0` (or a date gone by) asks for no pause at all: back off as usual
+        // rather than hammer the server in a tight loop.
+        let retry_after = attempt.retry_after.filter(|wait| !wait.is_zero());
         let transient = attempt
             .failure
             .as_ref()

@@ -22,6 +22,19 @@ use crate::values::human_duration;
 /// never stalls, but a pipe whose writer stays open would otherwise hold the run forever.
 const SETTLE_STALL: Duration = Duration::from_millis(500);
 
+/// How long the rest of the input is read after a stop at most: an endless pipe (`yes`)
+/// never stalls, and the run must still end.
+const SETTLE_LIMIT: Duration = Duration::from_secs(1);
+
+/// How reading the input ended.
+#[derive(Debug, Default)]
+pub(crate) struct InputEnd {
+    /// The error that stopped reading, if one did.
+    pub(crate) error: Option<anyhow::Error>,
+    /// Whether the run stopped with lines of the input never read (and so without a result).
+    pub(crate) left_unread: bool,
+}
+
 /// Targets parked behind busy hosts while the reader looks ahead for other hosts: enough
 /// to keep every slot busy on a list sorted by host, few enough that memory stays flat.
 const MAX_PARKED: usize = 4096;
@@ -53,16 +66,16 @@ pub(crate) struct Engine {
 
 /// Checks every entry from `entries`, sending one result per entry to `results`.
 ///
-/// Returns when the input is exhausted (or unreadable: the error is returned) and every
-/// target has started; probes still in flight then finish on their own, and `results`
-/// closes when the last one has reported.
+/// Returns when the input is exhausted (or unreadable, or left unread after a stop: the
+/// [`InputEnd`] says) and every target has started; probes still in flight then finish on
+/// their own, and `results` closes when the last one has reported.
 pub(crate) async fn run(
     engine: Arc<Engine>,
     mut entries: mpsc::Receiver<Item>,
     mut stop: Stop,
     progress: Progress,
     results: mpsc::Sender<TargetResult>,
-) -> Option<anyhow::Error> {
+) -> InputEnd {
     let (done, mut finished) = mpsc::unbounded_channel();
     let mut dispatcher = Dispatcher {
         engine,
@@ -73,18 +86,20 @@ pub(crate) async fn run(
         in_flight: 0,
         parked: 0,
     };
-    let (mut reading, mut read_error) = (true, None);
+    let (mut reading, mut read_error, mut last_read) = (true, None, None);
     while reading || dispatcher.parked > 0 {
         tokio::select! {
             biased;
             reason = stop.stopped() => {
                 if !dispatcher.release_parked(reason).await {
-                    return None;
+                    return InputEnd::default();
                 }
                 return match read_error {
-                    Some(err) => Some(err),
-                    None if reading => settle_unread(entries, stop, progress, results).await,
-                    None => None,
+                    Some(err) => InputEnd { error: Some(err), left_unread: false },
+                    None if reading => {
+                        settle_unread(entries, last_read, stop, progress, results).await
+                    }
+                    None => InputEnd::default(),
                 };
             }
             Some(host) = finished.recv() => dispatcher.finished(host),
@@ -92,13 +107,14 @@ pub(crate) async fn run(
                 None => reading = false,
                 Some(Err(err)) => (reading, read_error) = (false, Some(err)),
                 Some(Ok(entry)) => {
+                    last_read = Some(entry.origin.clone());
                     let Entry { origin, text, target, labels, settings } = entry;
                     match target {
                         Ok(target) => dispatcher.start_or_park(Pending { origin, text, target, labels, settings }),
                         Err(invalid) => {
                             let unprobed = Unprobed { origin, text, kind: None, labels };
                             if !unprobed.send(&results, invalid_failure(invalid)).await {
-                                return None;
+                                return InputEnd::default();
                             }
                         }
                     }
@@ -106,7 +122,10 @@ pub(crate) async fn run(
             },
         }
     }
-    read_error
+    InputEnd {
+        error: read_error,
+        left_unread: false,
+    }
 }
 
 /// A target ready to probe, with what its result needs.
@@ -222,30 +241,52 @@ impl Dispatcher {
     }
 }
 
-/// After a stop, reads the rest of the input without probing so every line gets its result.
+/// After a stop, reads the rest of the input without probing so every line gets its result,
+/// for as long as lines keep coming and at most [`SETTLE_LIMIT`]; `last_read` is where the
+/// input had been read up to.
 async fn settle_unread(
     mut entries: mpsc::Receiver<Item>,
+    mut last_read: Option<Origin>,
     stop: Stop,
     progress: Progress,
     results: mpsc::Sender<TargetResult>,
-) -> Option<anyhow::Error> {
-    let reason = stop.reason()?;
+) -> InputEnd {
+    let Some(reason) = stop.reason() else {
+        return InputEnd::default();
+    };
+    let give_up_at = tokio::time::Instant::now() + SETTLE_LIMIT;
     loop {
-        let Ok(item) = tokio::time::timeout(SETTLE_STALL, entries.recv()).await else {
+        let stall_ends = tokio::time::Instant::now() + SETTLE_STALL;
+        let Ok(item) = tokio::time::timeout_at(stall_ends.min(give_up_at), entries.recv()).await
+        else {
+            let why = if stall_ends < give_up_at {
+                format!("nothing arrived for {}", human_duration(SETTLE_STALL))
+            } else {
+                format!("it was still coming {} later", human_duration(SETTLE_LIMIT))
+            };
             progress.suspend(|| {
                 eprintln!(
-                    "upcheck: stopped reading input: nothing arrived for {} after the run was \
-                     stopped, so lines not yet read have no result",
-                    human_duration(SETTLE_STALL)
+                    "upcheck: stopped reading input after the run was stopped ({why}): {}; \
+                     later lines have no result",
+                    read_up_to(last_read.as_ref())
                 )
             });
-            return None;
+            return InputEnd {
+                error: None,
+                left_unread: true,
+            };
         };
-        let item = item?;
         let entry: Entry = match item {
-            Ok(entry) => entry,
-            Err(err) => return Some(err),
+            None => return InputEnd::default(),
+            Some(Ok(entry)) => entry,
+            Some(Err(err)) => {
+                return InputEnd {
+                    error: Some(err),
+                    left_unread: false,
+                }
+            }
         };
+        last_read = Some(entry.origin.clone());
         let (kind, failure) = match entry.target {
             Ok(target) => (Some(target.kind()), reason.failure()),
             Err(invalid) => (None, invalid_failure(invalid)),
@@ -257,8 +298,21 @@ async fn settle_unread(
             labels: entry.labels,
         };
         if !unprobed.send(&results, failure).await {
-            return None;
+            return InputEnd::default();
         }
+    }
+}
+
+/// Where the input had been read up to, for the note on stderr.
+fn read_up_to(last_read: Option<&Origin>) -> String {
+    match last_read {
+        None => "no line of it was read".to_owned(),
+        Some(Origin {
+            source,
+            line: Some(line),
+            ..
+        }) => format!("it was read up to line {line} of '{source}'"),
+        Some(Origin { source, .. }) => format!("it was read up to the targets of '{source}'"),
     }
 }
 

@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail};
 
 use crate::cli::Cli;
 use crate::probe::{
-    AddressRules, ClientSettings, Family, Identity, IdentityFile, Roots, TargetSettings,
-    TlsSettings,
+    check_cert_file, AddressRules, ClientSettings, Family, Identity, IdentityFile, Proxies, Roots,
+    TargetSettings, TlsSettings,
 };
 use crate::progress::ProgressWhen;
 use crate::rate::Rate;
@@ -81,6 +81,8 @@ impl Settings {
             (_, true) => Some(Family::V6),
             _ => None,
         };
+        let proxies = Proxies::from_env()?;
+        check_cert_file()?;
         Ok(Settings {
             files: cli.files,
             checks: cli.checks,
@@ -102,6 +104,7 @@ impl Settings {
                 idle_per_host: cli.per_host,
                 cert_min_days: cli.cert_min_days,
                 addresses: Arc::new(AddressRules::new(cli.resolve, family)),
+                proxies,
             },
             limits: Limits {
                 concurrency: cli.concurrency,

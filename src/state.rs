@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::calendar::unix_now;
 use crate::outcome::TargetResult;
-use crate::output::Output;
+use crate::output::{FileId, Output};
 use crate::shard::fnv1a_64;
 
 /// The file's first bytes.
@@ -130,14 +130,19 @@ pub(crate) struct StateFile {
 
 impl StateFile {
     /// Reads the previous state from `path` (none when the file does not exist, or when
-    /// `reset` asks to start afresh) and opens the file that will replace it.
-    pub(crate) fn open(path: &Path, reset: bool) -> anyhow::Result<Self> {
+    /// `reset` asks to start afresh) and opens the file that will replace it, which must
+    /// not be one of the `inputs`.
+    pub(crate) fn open(
+        path: &Path,
+        reset: bool,
+        inputs: &[(String, FileId)],
+    ) -> anyhow::Result<Self> {
         let (previous, old) = if reset {
             (Vec::new(), None)
         } else {
             read_previous(path)?
         };
-        let mut new = Output::open(Some(path))?;
+        let mut new = Output::open(Some(path), inputs)?;
         let shown = path.display();
         new.write_all(MAGIC)
             .and_then(|()| new.write_all(&VERSION.to_le_bytes()))

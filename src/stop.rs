@@ -1,4 +1,4 @@
-//! Stopping the run early: the global deadline and SIGINT/SIGTERM.
+//! Stopping the run early: the global deadline and SIGINT/SIGTERM/SIGHUP.
 
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub(crate) enum Signal {
     Interrupt,
     /// SIGTERM.
     Terminate,
+    /// SIGHUP: the terminal or the session went away.
+    Hangup,
 }
 
 impl Signal {
@@ -32,14 +34,16 @@ impl Signal {
         match self {
             Signal::Interrupt => 130,
             Signal::Terminate => 143,
+            Signal::Hangup => 129,
         }
     }
 
-    /// The signal's name, `SIGINT` or `SIGTERM`.
+    /// The signal's name, `SIGINT`, `SIGTERM` or `SIGHUP`.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Signal::Interrupt => "SIGINT",
             Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
         }
     }
 }
@@ -125,18 +129,25 @@ pub(crate) fn stop_at_deadline(trigger: StopTrigger, start: Instant, deadline: D
     });
 }
 
-/// Stops the run gracefully on the first SIGINT or SIGTERM, and on the second calls
+/// Stops the run gracefully on the first SIGINT, SIGTERM or SIGHUP, and on the second calls
 /// `before_exit` (whoever owns the output cleans up there) and exits at once.
 pub(crate) fn stop_on_signals(trigger: StopTrigger, before_exit: fn()) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    // Under `nohup` SIGHUP is ignored, and must stay so: the run outlives its terminal.
+    let mut hangup = if is_ignored(libc::SIGHUP) {
+        None
+    } else {
+        Some(signal(SignalKind::hangup())?)
+    };
     tokio::spawn(async move {
         let mut received = 0;
         loop {
             let signal = tokio::select! {
                 Some(()) = interrupt.recv() => Signal::Interrupt,
                 Some(()) = terminate.recv() => Signal::Terminate,
+                Some(()) = next_delivery(&mut hangup) => Signal::Hangup,
                 else => return,
             };
             received += 1;
@@ -150,4 +161,20 @@ pub(crate) fn stop_on_signals(trigger: StopTrigger, before_exit: fn()) -> std::i
         }
     });
     Ok(())
+}
+
+/// The next delivery of `signal`, or never when it is not listened for.
+async fn next_delivery(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether `signal` is ignored (as `nohup` leaves SIGHUP for the programs it starts).
+fn is_ignored(signal: libc::c_int) -> bool {
+    // SAFETY: a zeroed sigaction is a valid out-parameter, and a null new action only reads.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) };
+    read == 0 && current.sa_sigaction == libc::SIG_IGN
 }

@@ -87,7 +87,10 @@ pub(crate) fn parse_target(text: &str) -> Result<Target, String> {
             "not a URL: it needs a scheme (http://, https://, tcp:// or icmp://)".to_owned(),
         );
     }
-    let url = Url::parse(text).map_err(|err| format!("not a valid URL: {err}"))?;
+    let url = Url::parse(text).map_err(|err| invalid_url(text, err))?;
+    if url.port() == Some(0) {
+        return Err("port 0 cannot be connected to".to_owned());
+    }
     match url.scheme() {
         "http" | "https" => {
             if url.host_str().is_none_or(str::is_empty) {
@@ -107,10 +110,7 @@ pub(crate) fn parse_target(text: &str) -> Result<Target, String> {
             {
                 return Err("tcp:// target takes only HOST:PORT".to_owned());
             }
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
+            let host = tcp_host(text, host)?;
             Ok(Target::Tcp { host, port })
         }
         "icmp" => {
@@ -135,6 +135,59 @@ pub(crate) fn parse_target(text: &str) -> Result<Target, String> {
             "unknown scheme '{other}' (use http://, https://, tcp:// or icmp://)"
         )),
     }
+}
+
+/// Why `text` is not a URL, with a hint for an IPv6 address written without brackets.
+fn invalid_url(text: &str, err: impl fmt::Display) -> String {
+    let authority = authority(text).unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    if host_port.matches(':').count() > 1 && !host_port.starts_with('[') {
+        return format!(
+            "not a valid URL: {err} (an IPv6 address needs brackets: tcp://[::1]:22, http://[::1]:8080/)"
+        );
+    }
+    format!("not a valid URL: {err}")
+}
+
+/// The authority of `text` (what lies between `://` and the path), if it has a scheme.
+fn authority(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// The host of a `tcp://` target as the resolver wants it: a `tcp:` URL's host is opaque
+/// (percent-encoded, not IDNA), so it is read again as an `http:` host, which converts an
+/// international name to ASCII (`xn--`) as the HTTP probe's URLs do, and unbrackets IPv6.
+fn tcp_host(text: &str, opaque: &str) -> Result<String, String> {
+    let authority = authority(text).unwrap_or(opaque);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let as_http = Url::parse(&format!("http://{host_port}/"))
+        .map_err(|err| format!("tcp:// target has an invalid host: {err}"))?;
+    let host = as_http.host_str().ok_or("tcp:// target has no host")?;
+    Ok(host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned())
+}
+
+/// `text` with the password of a `scheme://user:password@` URL shown as `xxxxx`, as Go's
+/// `url.Redacted()` does: every place a target is shown uses the text after this, while the
+/// probe keeps the real URL (and sends the password as Basic auth).
+pub(crate) fn redacted(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(authority) = authority(text) else {
+        return text.into();
+    };
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return text.into();
+    };
+    let Some((user, _password)) = userinfo.split_once(':') else {
+        return text.into();
+    };
+    let start = text.find("://").map_or(0, |at| at + 3);
+    let password_start = start + user.len() + 1;
+    let password_end = start + userinfo.len();
+    format!("{}xxxxx{}", &text[..password_start], &text[password_end..]).into()
 }
 
 /// Where a target came from: the input it was read from and its line there.
@@ -187,6 +240,38 @@ mod tests {
         assert!(parse("icmp://127.0.0.1:7").is_err());
         assert!(parse("icmp://127.0.0.1/x").is_err());
         assert!(parse("icmp://").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted_and_users_kept() {
+        assert_eq!(
+            redacted("https://user:s3cret@a.test/x?q=1"),
+            "https://user:xxxxx@a.test/x?q=1"
+        );
+        assert_eq!(redacted("ftp://u:p:q@h/"), "ftp://u:xxxxx@h/");
+        assert_eq!(redacted("https://user@a.test/"), "https://user@a.test/");
+        assert_eq!(redacted("https://a.test/p@x:y"), "https://a.test/p@x:y");
+        assert_eq!(redacted("not a url u:p@h"), "not a url u:p@h");
+    }
+
+    #[test]
+    fn tcp_hosts_are_idna_and_port_zero_is_refused() {
+        assert_eq!(
+            parse_target("tcp://bücher.test:443"),
+            Ok(Target::Tcp {
+                host: "xn--bcher-kva.test".into(),
+                port: 443
+            })
+        );
+        assert!(parse_target("tcp://::1:443")
+            .unwrap_err()
+            .contains("needs brackets"));
+        assert!(parse_target("tcp://a.test:0")
+            .unwrap_err()
+            .contains("port 0"));
+        assert!(parse_target("http://a.test:0/")
+            .unwrap_err()
+            .contains("port 0"));
     }
 
     #[test]

@@ -75,6 +75,37 @@ fn split_unit(text: &str) -> (&str, &str) {
     text.split_at(split)
 }
 
+/// Longest duration accepted: a year is past any run, and far within what the clock can add
+/// to now without overflowing.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Shortest limit a timer keeps: tokio's timers tick in whole milliseconds.
+const MIN_TIMER: Duration = Duration::from_millis(1);
+
+/// Parses a limit a timer keeps (`--timeout`, `--deadline`): a duration of at least 1ms.
+pub(crate) fn parse_timer(text: &str) -> Result<Duration, String> {
+    timer(parse_duration(text)?)
+}
+
+/// `duration`, if a timer can keep it.
+pub(crate) fn timer(duration: Duration) -> Result<Duration, String> {
+    if duration < MIN_TIMER {
+        return Err("must be at least 1ms: timers keep whole milliseconds".to_owned());
+    }
+    Ok(duration)
+}
+
+/// A positive number of seconds as a duration, within [`MAX_DURATION`].
+pub(crate) fn seconds(seconds: f64) -> Result<Duration, String> {
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        _ => Err(format!(
+            "is too long (at most {}h)",
+            MAX_DURATION.as_secs() / 3600
+        )),
+    }
+}
+
 /// Parses `250ms`, `1.5s`, `2m`, `1h`, or a bare number of seconds; zero is refused.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -92,7 +123,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     if !value.is_finite() || value <= 0.0 {
         return Err("must be greater than zero".to_owned());
     }
-    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| "is too long".to_owned())
+    seconds(value * seconds_per_unit)
 }
 
 /// Parses a byte count: a bare number, or one with `B`, `KB`, `MB`, `GB`, `KiB`, `MiB`, `GiB`.
@@ -258,6 +289,11 @@ mod tests {
             .contains("greater than zero"));
         assert!(parse_duration("NaN").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("3000000000000000h")
+            .unwrap_err()
+            .contains("too long"));
+        assert!(parse_timer("0.5ms").unwrap_err().contains("at least 1ms"));
+        assert_eq!(parse_timer("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]

@@ -112,7 +112,7 @@ fn text_output_escapes_what_a_service_sent() {
     );
     assert!(!run.stdout.contains('\x07'));
     assert!(
-        run.stdout.contains(r#"banner "\u{1b}[31mhello\u{7}""#),
+        run.stdout.contains(r#"banner "\x1b[31mhello\x07""#),
         "{}",
         run.stdout
     );

@@ -49,3 +49,11 @@ mod shell;
 mod state;
 // Failures by kind, the latency histogram on a terminal, SIGUSR1, the bar naming a laggard.
 mod operator;
+// Trust breakers: -o never loses a file; a device, FIFO, link, owner or input survives it.
+mod trust_output;
+// Trust breakers: the deadline ends every run and a cut-short run says so; SIGHUP.
+mod trust_deadline;
+// Trust breakers: no password, Referer, header or control character leaks.
+mod trust_leaks;
+// Trust breakers: proxies, out-of-range values, Retry-After 0, odd Locations, tcp hosts, SSL_CERT_FILE.
+mod trust_verdicts;

@@ -33,8 +33,6 @@ impl fmt::Display for RedirectRefused {
     }
 }
 
-impl StdError for RedirectRefused {}
-
 /// The failure of a name that did not resolve.
 pub(crate) fn dns_failure(err: &DnsError) -> Failure {
     Failure::new(ErrorKind::Dns, err.to_string())
@@ -43,9 +41,6 @@ pub(crate) fn dns_failure(err: &DnsError) -> Failure {
 /// Decides the `error_kind` of a failed HTTP exchange from the errors that caused it.
 pub(crate) fn classify_http_error(err: &reqwest::Error) -> Failure {
     let causes = Causes::of(err);
-    if let Some(refused) = causes.find::<RedirectRefused>() {
-        return Failure::new(ErrorKind::Redirect, refused.to_string());
-    }
     if let Some(dns) = causes.find::<DnsError>() {
         return dns_failure(dns);
     }
@@ -54,9 +49,6 @@ pub(crate) fn classify_http_error(err: &reqwest::Error) -> Failure {
     }
     if err.is_timeout() {
         return Failure::new(ErrorKind::Timeout, "timed out");
-    }
-    if err.is_redirect() {
-        return Failure::new(ErrorKind::Redirect, "redirect could not be followed");
     }
     let io_error = causes.find::<io::Error>();
     if err.is_connect() {

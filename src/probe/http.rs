@@ -10,13 +10,14 @@ use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpInfo;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::redirect::Policy;
-use reqwest::{Client, Response, StatusCode, Url};
+use reqwest::{Client, Method, Response, StatusCode, Url};
 
 use super::attempt::Attempt;
 use super::classify::{
     classify_http_error, is_out_of_files, Causes, RedirectRefused, MAX_REDIRECTS,
 };
 use super::connect::TraceLayer;
+use super::environment::ShownProxy;
 use super::resolve::SystemResolver;
 use super::settings::{ClientSettings, TargetSettings};
 use super::tls::{self, ChainExpiries, TlsKey, TlsSettings};
@@ -81,25 +82,16 @@ impl HttpProber {
 
     fn build_client(&self, tls: &TlsSettings) -> anyhow::Result<Client> {
         let settings = &self.settings;
-        let redirect = if settings.follow_redirects {
-            Policy::custom(|attempt| {
-                let scheme = attempt.url().scheme();
-                if !matches!(scheme, "http" | "https") {
-                    let refused = RedirectRefused::Scheme(scheme.to_owned());
-                    attempt.error(refused)
-                } else if attempt.previous().len() > MAX_REDIRECTS {
-                    attempt.error(RedirectRefused::TooMany)
-                } else {
-                    trace::note_redirect();
-                    attempt.follow()
-                }
-            })
-        } else {
-            Policy::none()
-        };
         let config = tls::client_config(tls, settings.insecure, self.chains.clone())?;
-        Ok(Client::builder()
-            .redirect(redirect)
+        let mut builder = Client::builder().no_proxy();
+        if let Some(proxy) = settings.proxies.client_proxy() {
+            builder = builder.proxy(proxy);
+        }
+        // Redirects are followed by `send`, which knows whose headers a request may carry;
+        // no Referer is sent (curl's default), as it would carry the first URL's query.
+        Ok(builder
+            .redirect(Policy::none())
+            .referer(false)
             .tls_backend_preconfigured(config)
             .pool_max_idle_per_host(settings.idle_per_host)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -133,21 +125,32 @@ impl HttpProber {
                 )
             }
         };
-        let request = client
-            .request(settings.method.clone(), url.clone())
-            .headers(settings.headers.clone());
-        let mut response = match request.send().await {
-            Ok(response) => response,
-            Err(err) => {
+        let mut response = match self.send(&client, url, settings).await {
+            Sent::Response(response) => response,
+            Sent::Refused(status, refused) => {
+                let (timings, address) = trace.failed_timings();
+                return Attempt {
+                    status: Some(status.as_u16()),
+                    ..Attempt::failed(
+                        started.elapsed(),
+                        Failure::new(ErrorKind::Redirect, refused.to_string()),
+                    )
+                }
+                .traced(timings, address);
+            }
+            Sent::Failed(err, proxy) => {
                 if let Some(exhausted) = Causes::of(&err)
                     .find::<io::Error>()
                     .filter(|e| is_out_of_files(e))
                 {
                     return Attempt::out_of_files(started.elapsed(), exhausted);
                 }
+                let mut failure = classify_http_error(&err);
+                if let Some(proxy) = proxy {
+                    failure.message = format!("{} (through proxy {proxy})", failure.message);
+                }
                 let (timings, address) = trace.failed_timings();
-                return Attempt::failed(started.elapsed(), classify_http_error(&err))
-                    .traced(timings, address);
+                return Attempt::failed(started.elapsed(), failure).traced(timings, address);
             }
         };
         let headers_at = Instant::now();
@@ -160,21 +163,6 @@ impl HttpProber {
             .get::<reqwest::tls::TlsInfo>()
             .and_then(reqwest::tls::TlsInfo::peer_certificate)
             .and_then(|der| self.chains.expiry(der));
-        if self.follow_redirects {
-            if let Some(refused) = unfollowed_redirect(&response) {
-                return Attempt {
-                    latency: started.elapsed(),
-                    status: Some(status.as_u16()),
-                    failure: Some(Failure::new(ErrorKind::Redirect, refused.to_string())),
-                    retry_after: None,
-                    out_of_files: false,
-                    cert,
-                    address,
-                    timings,
-                    banner: None,
-                };
-            }
-        }
         let retry_after = match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                 parse_retry_after(response.headers())
@@ -203,6 +191,57 @@ impl HttpProber {
             address,
             timings,
             banner: None,
+        }
+    }
+
+    /// Sends the request for `url`, and with redirects followed, the requests they ask for.
+    ///
+    /// Followed here rather than by the client because the target's `-H` headers belong to
+    /// its origin: a hop to another scheme, host or port goes without them (the client
+    /// alone would drop only `Authorization` and `Cookie`).
+    async fn send(&self, client: &Client, url: &Url, settings: &TargetSettings) -> Sent {
+        let (mut next, mut method, mut followed) = (url.clone(), settings.method.clone(), 0);
+        loop {
+            let headers = if same_origin(&next, url) {
+                settings.headers.clone()
+            } else {
+                HeaderMap::new()
+            };
+            let request = client.request(method.clone(), next.clone());
+            let mut response = match request.headers(headers).send().await {
+                Ok(response) => response,
+                Err(err) => {
+                    let proxy = self
+                        .settings
+                        .proxies
+                        .for_url(&next)
+                        .map(|p| ShownProxy(p).to_string());
+                    return Sent::Failed(err, proxy);
+                }
+            };
+            let status = response.status();
+            let location = match redirect_location(&response) {
+                Some(_) if !self.follow_redirects => return Sent::Response(response),
+                None => return Sent::Response(response),
+                Some(Err(refused)) => return Sent::Refused(status, refused),
+                Some(Ok(location)) => location,
+            };
+            if followed == MAX_REDIRECTS {
+                return Sent::Refused(status, RedirectRefused::TooMany);
+            }
+            followed += 1;
+            // As browsers and the client do: 301, 302 and 303 turn a POST (any method but
+            // GET and HEAD) into a GET; 307 and 308 keep the method.
+            let keeps_method = matches!(
+                status,
+                StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+            );
+            if !keeps_method && method != Method::GET && method != Method::HEAD {
+                method = Method::GET;
+            }
+            drain_ready(&mut response);
+            trace::note_redirect();
+            next = location;
         }
     }
 
@@ -258,18 +297,41 @@ fn cert_failure(cert: CertExpiry, min_days: u32) -> Option<Failure> {
     Some(Failure::new(ErrorKind::CertExpiry, message))
 }
 
-/// A redirect the client handed back instead of following: its `Location` names a URL it
-/// cannot request (`file:`, `ftp:`, ...), which the redirect policy never gets to see.
-fn unfollowed_redirect(response: &Response) -> Option<RedirectRefused> {
-    if !response.status().is_redirection() {
+/// What sending a request came to, redirects followed.
+enum Sent {
+    /// The final response.
+    Response(Response),
+    /// A redirect not followed: the status that asked for it, and why.
+    Refused(StatusCode, RedirectRefused),
+    /// No response: why, and the proxy it went through (shown), if any.
+    Failed(reqwest::Error, Option<String>),
+}
+
+/// Where a redirect response sends the next request: `None` for a response that is not a
+/// redirect to follow (another status, or no `Location`); refused for a `Location` that is
+/// not a URL (not UTF-8, unparsable) or names a scheme other than http and https.
+fn redirect_location(response: &Response) -> Option<Result<Url, RedirectRefused>> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
         return None;
     }
-    let location = response.headers().get(LOCATION)?.to_str().ok()?;
-    let scheme = match response.url().join(location) {
-        Ok(next) => next.scheme().to_owned(),
-        Err(_) => return Some(RedirectRefused::BadLocation),
-    };
-    Some(RedirectRefused::Scheme(scheme))
+    let location = response.headers().get(LOCATION)?;
+    let next = std::str::from_utf8(location.as_bytes())
+        .ok()
+        .and_then(|location| response.url().join(location).ok());
+    Some(match next {
+        None => Err(RedirectRefused::BadLocation),
+        Some(next) if !matches!(next.scheme(), "http" | "https") => {
+            Err(RedirectRefused::Scheme(next.scheme().to_owned()))
+        }
+        Some(next) => Ok(next),
+    })
+}
+
+/// Whether `a` and `b` share scheme, host and port: the origin a target's headers are for.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// Whether `needle` occurs in `haystack` (an empty needle always does).

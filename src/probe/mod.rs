@@ -5,6 +5,7 @@ mod attempt;
 pub(crate) mod cert;
 mod classify;
 mod connect;
+mod environment;
 mod http;
 mod icmp;
 mod resolve;
@@ -16,6 +17,7 @@ mod trace;
 use std::time::Instant;
 
 pub(crate) use attempt::Attempt;
+pub(crate) use environment::{check_cert_file, Proxies};
 pub(crate) use resolve::{AddressRules, Family, Pin};
 pub(crate) use settings::{ClientSettings, TargetSettings};
 pub(crate) use tls::{Identity, IdentityFile, Roots, TlsSettings};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 
+use super::environment::Proxies;
 use super::resolve::AddressRules;
 use super::tls::TlsSettings;
 use crate::values::StatusSet;
@@ -61,4 +62,6 @@ pub(crate) struct ClientSettings {
     pub(crate) cert_min_days: Option<u32>,
     /// `--resolve` pins and the `-4`/`-6` family.
     pub(crate) addresses: Arc<AddressRules>,
+    /// The proxies the environment names.
+    pub(crate) proxies: Proxies,
 }

@@ -1,6 +1,7 @@
 //! The reporter: the one owner of stdout (or of the `-o` file), printing results as text,
 //! JSON or JSON lines as they come, or as a Prometheus or Nagios report at the end.
 
+mod escape;
 mod histogram;
 pub(crate) mod nagios;
 mod prometheus;

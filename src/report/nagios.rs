@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
 
+use super::escape::visible;
 use super::text::why_unhealthy;
 use crate::exit::{Ending, NagiosState};
 use crate::outcome::{ErrorKind, TargetResult};
@@ -86,6 +87,12 @@ fn status_parts(
                 summary.deadline_skipped
             ));
         }
+        Some(StopReason::Deadline(deadline)) if ending == Ending::DeadlinePassed => {
+            parts.push(format!(
+                "the {} deadline passed before the input was read to its end",
+                human_duration(deadline)
+            ));
+        }
         _ => {}
     }
     if ending == Ending::InputUnreadable {
@@ -158,15 +165,10 @@ fn names<'a>(results: impl Iterator<Item = &'a TargetResult>) -> String {
     text
 }
 
-/// Text safe on a plugin line: `|` starts performance data and a line feed a new line.
+/// Text safe on a plugin line: `|` starts performance data, and control characters (a line
+/// feed starts a new line) are shown escaped.
 fn plain(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '|' => '/',
-            c if c.is_control() => ' ',
-            c => c,
-        })
-        .collect()
+    visible(text).replace('|', "/")
 }
 
 #[cfg(test)]

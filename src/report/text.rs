@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::escape::visible;
 use crate::outcome::{millis, ErrorKind, TargetResult};
 use crate::state::{Change, Changes};
 use crate::summary::Summary;
@@ -35,18 +36,21 @@ pub(super) fn result_line(result: &TargetResult, color: bool) -> String {
     let latency = result
         .latency_ms
         .map_or_else(|| "-".to_owned(), short_latency);
-    let mut line = format!("{state} {status:>3} {latency:>8}  {}", result.target);
+    let mut line = format!(
+        "{state} {status:>3} {latency:>8}  {}",
+        visible(&result.target)
+    );
     if let Some(name) = &result.name {
-        line.push_str(&format!(" ({name})"));
+        line.push_str(&format!(" ({})", visible(name)));
     }
     if let Some(banner) = &result.banner {
-        // What a server sent, quoted, its control characters escaped so it cannot move the
-        // cursor or recolour the terminal.
-        line.push_str(&format!("  banner {banner:?}"));
+        // What a server sent, quoted, its control characters escaped like every other
+        // untrusted text, so it cannot move the cursor or recolour the terminal.
+        line.push_str(&format!("  banner \"{}\"", visible(banner)));
     }
     if let Some(why) = why_unhealthy(result) {
         line.push_str("  ");
-        line.push_str(&why);
+        line.push_str(&visible(&why));
     }
     line.push('\n');
     line
@@ -264,7 +268,7 @@ mod tests {
         read.banner = Some("SSH-2.0-x \u{1b}[31m\"".into());
         assert_eq!(
             result_line(&read, false),
-            "OK   503   12.3ms  http://a.test/  banner \"SSH-2.0-x \\u{1b}[31m\\\"\"\n"
+            "OK   503   12.3ms  http://a.test/  banner \"SSH-2.0-x \\x1b[31m\"\"\n"
         );
     }
 
