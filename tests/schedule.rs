@@ -4,7 +4,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    command, finish, list_file, path, result_for, upcheck, wait_until, Server, Upcheck,
+    command, finish, list_file, path, result_for, upcheck, wait_until, with_open_stdin, Server,
+    Upcheck,
 };
 
 fn many(server: &Server, path: &str, count: usize) -> Vec<String> {
@@ -296,14 +297,7 @@ fn spawn_with_open_stdin(
     args: &[&str],
     line: &str,
 ) -> (std::process::Child, std::process::ChildStdin) {
-    let mut child = command()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start upcheck");
-    let mut stdin = child.stdin.take().expect("piped stdin");
+    let (child, mut stdin) = with_open_stdin(args);
     writeln!(stdin, "{line}").expect("write a target");
     (child, stdin)
 }

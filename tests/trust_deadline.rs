@@ -5,24 +5,11 @@
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{command, finish, wait_until, Server, Upcheck};
-
-/// Starts the binary with `args`, stdin a pipe the test holds open.
-fn with_open_stdin(args: &[&str]) -> (Child, ChildStdin) {
-    let mut child = command()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start upcheck");
-    let stdin = child.stdin.take().expect("piped stdin");
-    (child, stdin)
-}
+use crate::support::{command, finish, wait_until, with_open_stdin, Server, Upcheck};
 
 #[test]
 fn input_stalled_past_the_deadline_is_an_incomplete_run() {
@@ -171,13 +158,7 @@ fn sighup_stops_the_run_gracefully_with_129() {
             &server.url("/hang"),
         ])
         .spawn();
-    wait_until("the probe reaches the server", || {
-        !server.seen().requests.is_empty()
-    });
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: signalling the child this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
-    let run = finish(child);
+    let run = hang_up_once_probing(&server, child);
     assert_eq!(run.code, Some(129), "{run:?}");
     let document: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
@@ -199,13 +180,18 @@ fn under_nohup_sighup_is_still_ignored() {
         .args(["-u", &server.url("/slow/1500")])
         .via(["sh", "-c", "trap '' HUP && exec \"$0\" \"$@\""])
         .spawn();
+    let run = hang_up_once_probing(&server, child);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.results()[0]["ok"], true);
+}
+
+/// Sends SIGHUP to `child` once its probe has reached `server`, and collects the run.
+fn hang_up_once_probing(server: &Server, child: std::process::Child) -> crate::support::Run {
     wait_until("the probe reaches the server", || {
         !server.seen().requests.is_empty()
     });
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: signalling the child this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
-    let run = finish(child);
-    assert_eq!(run.code, Some(0), "{run:?}");
-    assert_eq!(run.results()[0]["ok"], true);
+    finish(child)
 }

@@ -48,15 +48,8 @@ impl Attempt {
     /// An attempt that ended in `failure` with no response.
     pub(crate) fn failed(latency: Duration, failure: Failure) -> Self {
         Attempt {
-            latency,
-            status: None,
             failure: Some(failure),
-            retry_after: None,
-            out_of_files: false,
-            cert: None,
-            address: None,
-            timings: Timings::default(),
-            banner: None,
+            ..Attempt::healthy(latency)
         }
     }
 

@@ -6,7 +6,7 @@ pub mod server;
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -284,6 +284,20 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String>
         }
         text
     })
+}
+
+/// Starts the binary with `args` and a standard input the test holds open (stdout and
+/// stderr piped), for what happens while input may still come.
+pub fn with_open_stdin(args: &[&str]) -> (Child, ChildStdin) {
+    let mut child = command()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start upcheck");
+    let stdin = child.stdin.take().expect("piped stdin");
+    (child, stdin)
 }
 
 /// Polls `done` until it holds, failing the test if that takes longer than [`HANG_LIMIT`].
