@@ -30,6 +30,7 @@
 //!   tls.rs         trusted CAs, client certificates, the chain served
 //!   connect.rs     the layer that traces each new HTTP connection
 //!   trace.rs       where an attempt's time went, phase by phase
+//!   environment.rs proxies and SSL_CERT_FILE from the environment
 //!   cert.rs        a certificate's expiry, read from its DER
 //!   settings.rs    what a probe is asked to do
 //!   attempt.rs     what one attempt found
@@ -37,7 +38,8 @@
 //! outcome.rs     one target's result, its verdict and error kinds
 //! summary.rs     the run's totals and latency percentiles
 //! exit.rs        how the run ended, and its exit status
-//! report/        the one owner of stdout: text, json, jsonl, prometheus, nagios
+//! report/        the one owner of stdout: text, json, jsonl, prometheus, nagios;
+//!                  the histogram, and control characters made visible
 //! output.rs      stdout, or -o FILE replaced atomically
 //! progress.rs    the progress bar on stderr
 //! calendar.rs    dates in UTC, for certificate expiry
