@@ -92,6 +92,7 @@ pub use cli::Cli;
 use crate::exit::{Ending, RunFacts};
 use crate::inflight::InFlight;
 use crate::input::Inputs;
+use crate::outcome::TargetResult;
 use crate::output::Output;
 use crate::probe::Prober;
 use crate::progress::Progress;
@@ -102,6 +103,7 @@ use crate::schedule::{Engine, InputEnd, Limits};
 use crate::settings::Settings;
 use crate::shard::ShardFilter;
 use crate::state::StateFile;
+use crate::stop::Stop;
 
 /// Results queued for the reporter: enough to ride out a slow terminal briefly, then the
 /// probes wait for it (back-pressure rather than unbounded memory).
@@ -160,42 +162,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Checks every target `settings` name, reports them, and returns the exit status.
 async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     let started = Instant::now();
+    // Everything that can be refused is opened before anything is probed.
     let inputs = Inputs::open(&settings.files, &settings.checks, &settings.urls)?;
     let output = Output::open(settings.output.as_deref(), inputs.regular_files())?;
     let state = match &settings.state {
         Some((path, reset)) => Some(StateFile::open(path, *reset, inputs.regular_files())?),
         None => None,
     };
-    if settings.client.insecure {
-        eprintln!("upcheck: warning: --insecure: TLS certificates are not verified");
-    }
-    let (concurrency, fd_warning) = fdlimit::fit_concurrency(settings.limits.concurrency);
-    if let Some(warning) = fd_warning {
-        eprintln!("upcheck: {warning}");
-    }
-    let prober = Prober::new(&settings.client, &settings.target.tls)
-        .context("cannot set up the HTTP client")?;
-    let engine = Arc::new(Engine {
-        prober,
-        policy: RetryPolicy {
-            retries: settings.retries,
-            deadline: settings.deadline.map(|deadline| started + deadline),
-        },
-        limits: Limits {
-            concurrency,
-            ..settings.limits
-        },
-        slow: settings.slow,
-        pacer: Pacer::new(settings.rate),
-        in_flight: InFlight::default(),
-    });
-
-    let (trigger, stop) = stop::channel();
-    if let Some(deadline) = settings.deadline {
-        stop::stop_at_deadline(trigger.clone(), started, deadline);
-    }
-    stop::stop_on_signals(trigger, output::remove_pending).context("cannot listen for signals")?;
-
+    let engine = start_engine(&settings, started)?;
+    let stop = watch_for_stops(&settings, started)?;
     let progress = Progress::new(settings.progress);
     inflight::report_on_sigusr1(engine.in_flight.clone(), progress.clone())
         .context("cannot listen for SIGUSR1")?;
@@ -204,39 +179,18 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
         progress.clone(),
         settings.target.timeout / 2,
     );
-    let stdout_is_terminal = matches!(output, Output::Stdout(_)) && io::stdout().is_terminal();
-    let color = stdout_is_terminal && !no_color_requested();
-    let style = ReportStyle {
-        format: settings.format,
-        quiet: settings.quiet,
-        color,
-        stdout_is_terminal,
-        changes_only: settings.changes_only,
-        // Drawn where colour would be: a terminal, without NO_COLOR.
-        histogram: settings.histogram || (color && settings.format == report::Format::Text),
-    };
-    let mut reporter = Reporter::new(style, output, progress.clone(), state);
-    let (results, mut received) = mpsc::channel(RESULT_QUEUE);
-    let mut report =
-        tokio::task::spawn_blocking(move || reporter.consume(&mut received).map(|()| reporter));
+    let style = report_style(&settings, &output);
+    let reporter = Reporter::new(style, output, progress.clone(), state);
 
     let shard = ShardFilter::new(settings.shard);
     let entries = inputs.stream(settings.target.clone(), progress.clone(), shard.clone());
+    let (results, received) = mpsc::channel(RESULT_QUEUE);
     let schedule = schedule::run(engine, entries, stop.clone(), progress, results);
+    let (mut reporter, input_end) = report_while(schedule, reporter, received).await?;
     let InputEnd {
         error: read_error,
         left_unread,
-    } = tokio::select! {
-        // The schedule first: when both are ready, the input finished and so did the report.
-        biased;
-        input_end = schedule => input_end,
-        // The reporter holds on until the last result, so ending first means stdout failed.
-        reported = &mut report => {
-            reporter_outcome(reported)?;
-            bail!("the reporter stopped before the results were in");
-        }
-    };
-    let mut reporter = reporter_outcome(report.await)?;
+    } = input_end;
 
     // A signal or the deadline before the first line is a cut-short run, not an empty list.
     if reporter.totals().total() == 0 && read_error.is_none() && stop.reason().is_none() {
@@ -276,6 +230,81 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
         state.commit()?;
     }
     Ok(settings.format.exit_code(ending))
+}
+
+/// The probes' shared engine: the client, the limits (`-c` fitted to the open-file
+/// limit), retries, pacing, and the register of checks in flight.
+fn start_engine(settings: &Settings, started: Instant) -> anyhow::Result<Arc<Engine>> {
+    if settings.client.insecure {
+        eprintln!("upcheck: warning: --insecure: TLS certificates are not verified");
+    }
+    let (concurrency, fd_warning) = fdlimit::fit_concurrency(settings.limits.concurrency);
+    if let Some(warning) = fd_warning {
+        eprintln!("upcheck: {warning}");
+    }
+    let prober = Prober::new(&settings.client, &settings.target.tls)
+        .context("cannot set up the HTTP client")?;
+    Ok(Arc::new(Engine {
+        prober,
+        policy: RetryPolicy {
+            retries: settings.retries,
+            deadline: settings.deadline.map(|deadline| started + deadline),
+        },
+        limits: Limits {
+            concurrency,
+            ..settings.limits
+        },
+        slow: settings.slow,
+        pacer: Pacer::new(settings.rate),
+        in_flight: InFlight::default(),
+    }))
+}
+
+/// What stops the run early: the deadline, counted from `started`, and signals.
+fn watch_for_stops(settings: &Settings, started: Instant) -> anyhow::Result<Stop> {
+    let (trigger, stop) = stop::channel();
+    if let Some(deadline) = settings.deadline {
+        stop::stop_at_deadline(trigger.clone(), started, deadline);
+    }
+    stop::stop_on_signals(trigger, output::remove_pending).context("cannot listen for signals")?;
+    Ok(stop)
+}
+
+/// How the report looks, given where it goes.
+fn report_style(settings: &Settings, output: &Output) -> ReportStyle {
+    let stdout_is_terminal = matches!(output, Output::Stdout(_)) && io::stdout().is_terminal();
+    let color = stdout_is_terminal && !no_color_requested();
+    ReportStyle {
+        format: settings.format,
+        quiet: settings.quiet,
+        color,
+        stdout_is_terminal,
+        changes_only: settings.changes_only,
+        // Drawn where colour would be: a terminal, without NO_COLOR.
+        histogram: settings.histogram || (color && settings.format == report::Format::Text),
+    }
+}
+
+/// Runs `schedule` while `reporter`, on a thread of its own, prints the results it sends;
+/// returns the reporter, every result printed, and how the input ended.
+async fn report_while<W: io::Write + Send + 'static>(
+    schedule: impl std::future::Future<Output = InputEnd>,
+    mut reporter: Reporter<W>,
+    mut received: mpsc::Receiver<TargetResult>,
+) -> anyhow::Result<(Reporter<W>, InputEnd)> {
+    let mut report =
+        tokio::task::spawn_blocking(move || reporter.consume(&mut received).map(|()| reporter));
+    let input_end = tokio::select! {
+        // The schedule first: when both are ready, the input finished and so did the report.
+        biased;
+        input_end = schedule => input_end,
+        // The reporter holds on until the last result, so ending first means stdout failed.
+        reported = &mut report => {
+            reporter_outcome(reported)?;
+            bail!("the reporter stopped before the results were in");
+        }
+    };
+    Ok((reporter_outcome(report.await)?, input_end))
 }
 
 /// The reporter thread's end: the reporter back, or why it could not go on.
