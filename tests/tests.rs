@@ -15,6 +15,8 @@ mod http;
 mod tcp;
 // Host names from a private /etc/hosts and a loopback DNS responder, never this machine's resolver.
 mod names;
+// DNS at scale: a dead or slow resolver, search domains, /etc/hosts beside DNS.
+mod dns;
 // The scheduler: concurrency bounds, retries, Retry-After, deadline, signals.
 mod schedule;
 // Our own side: file limits, a full stdout, hostile input files.

@@ -17,6 +17,7 @@ pub(crate) use settings::{ClientSettings, TargetSettings};
 use crate::outcome::{ErrorKind, Failure};
 use crate::target::Target;
 use crate::values::human_duration;
+use classify::dns_failure;
 use http::HttpProber;
 
 /// Makes attempts; one per run, shared by all tasks so HTTP connections are reused.
@@ -41,15 +42,19 @@ impl Prober {
                 Target::Tcp { host, port } => tcp::connect(host, *port, started).await,
             }
         };
-        match tokio::time::timeout(settings.timeout, exchange).await {
+        let lookups = resolve::Lookups::default();
+        match tokio::time::timeout(settings.timeout, lookups.watch(exchange)).await {
             Ok(attempt) => attempt,
-            Err(_) => Attempt::failed(
-                started.elapsed(),
-                Failure::new(
-                    ErrorKind::Timeout,
-                    format!("no answer within {}", human_duration(settings.timeout)),
+            Err(_) => match lookups.unanswered(settings.timeout) {
+                Some(unresolved) => Attempt::failed(started.elapsed(), dns_failure(&unresolved)),
+                None => Attempt::failed(
+                    started.elapsed(),
+                    Failure::new(
+                        ErrorKind::Timeout,
+                        format!("no answer within {}", human_duration(settings.timeout)),
+                    ),
                 ),
-            ),
+            },
         }
     }
 }
