@@ -25,6 +25,8 @@ mod resources;
 mod output;
 // Checks files: per-target settings, names and tags, bad entries.
 mod checks;
+// Big inputs: checks files read as they stream in, lines deep in a big file.
+mod scale;
 // TLS certificate expiry.
 mod cert;
 // Slow marking, Prometheus and Nagios output, -o.
