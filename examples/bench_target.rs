@@ -117,7 +117,9 @@ impl Listener {
             "never" => None,
             ms => Some(Duration::from_millis(ms.parse().map_err(|_| "bad delay")?)),
         };
-        let addr = addr.parse().map_err(|e: std::net::AddrParseError| e.to_string())?;
+        let addr = addr
+            .parse()
+            .map_err(|e: std::net::AddrParseError| e.to_string())?;
         Ok(Listener::Dns(addr, delay))
     }
 }
@@ -208,7 +210,11 @@ fn dns_reply(query: &[u8]) -> Option<Vec<u8>> {
     let question_end = at + 4;
     query.get(..question_end)?;
     let number = first_label
-        .and_then(|label| label.strip_prefix(b"n").or_else(|| label.strip_prefix(b"N")))
+        .and_then(|label| {
+            label
+                .strip_prefix(b"n")
+                .or_else(|| label.strip_prefix(b"N"))
+        })
         .and_then(|digits| std::str::from_utf8(digits).ok())
         .and_then(|digits| digits.parse::<u32>().ok());
     let mut reply = query[..question_end].to_vec();

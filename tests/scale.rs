@@ -1,6 +1,5 @@
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
@@ -8,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{command, finish, list_bytes, path, spawn, upcheck, Server};
+use crate::support::{command, finish, list_bytes, path, spawn, upcheck, Run, Server};
 
 /// How long the writer of a checks file waits for the first result before writing the
 /// rest anyway (so a reader that waits for the whole file still ends, and fails).
@@ -30,43 +29,38 @@ fn fifo() -> (tempfile::TempDir, std::path::PathBuf) {
     (directory, fifo)
 }
 
-/// Writes `first` into the FIFO `fifo`, waits until `seen` says a result came out (or
-/// [`FIRST_RESULT_WAIT`] passed), then writes `rest` and closes it. Returns whether
-/// the result came first.
-fn write_in_two_parts(
-    fifo: &Path,
-    first: String,
-    rest: String,
-    seen: mpsc::Receiver<()>,
-) -> thread::JoinHandle<bool> {
-    let fifo = fifo.to_owned();
-    thread::spawn(move || {
+/// What a run reading a checks file from a FIFO showed.
+struct Streamed {
+    /// The first result line.
+    first: Value,
+    /// Whether it came out before the rest of the file was written.
+    came_first: bool,
+    /// The result lines after the first.
+    rest: Vec<String>,
+    /// The whole run (its stdout is in `first` and `rest`).
+    run: Run,
+    /// The FIFO's path, as results and errors name it.
+    name: String,
+}
+
+/// Runs `upcheck -f jsonl --checks FIFO`, writing `first` into the FIFO, then waiting
+/// until a result comes out (or [`FIRST_RESULT_WAIT`] passes) before writing `rest`.
+fn check_a_fifo_in_two_parts(first: String, rest: String) -> Streamed {
+    let (_directory, fifo) = fifo();
+    let (seen, told) = mpsc::channel::<()>();
+    let writing = fifo.clone();
+    let writer = thread::spawn(move || {
         let mut writer = OpenOptions::new()
             .write(true)
-            .open(&fifo)
+            .open(&writing)
             .expect("open the FIFO for writing");
         writer.write_all(first.as_bytes()).expect("write");
         writer.flush().expect("flush");
-        let came_first = seen.recv_timeout(FIRST_RESULT_WAIT).is_ok();
+        let came_first = told.recv_timeout(FIRST_RESULT_WAIT).is_ok();
         // The reader may have stopped already; then the rest has nowhere to go.
         let _ = writer.write_all(rest.as_bytes());
         came_first
-    })
-}
-
-#[test]
-fn a_checks_file_is_checked_as_it_is_read() {
-    let server = Server::start();
-    let (_directory, fifo) = fifo();
-    // A table ends where the next one starts: the first is complete once the second's
-    // header is in.
-    let first = entry(&server.url("/ok?first")) + "[[check]]\n";
-    let rest: String = (0..50)
-        .map(|i| entry(&server.url(&format!("/ok?n={i}"))))
-        .collect::<String>()
-        .replacen("[[check]]\n", "", 1);
-    let (seen, told) = mpsc::channel();
-    let writer = write_in_two_parts(&fifo, first, rest, told);
+    });
     let mut upcheck = command();
     upcheck.args(["-f", "jsonl", "--checks"]).arg(&fifo);
     let mut child = spawn(&mut upcheck, None);
@@ -74,18 +68,38 @@ fn a_checks_file_is_checked_as_it_is_read() {
     let mut line = String::new();
     stdout.read_line(&mut line).expect("read the first result");
     let _ = seen.send(());
-    let first: Value = serde_json::from_str(&line).expect("a JSON line");
+    let came_first = writer.join().expect("the writer");
+    let rest = stdout.lines().map(|line| line.expect("read")).collect();
+    Streamed {
+        first: serde_json::from_str(&line).expect("a JSON line"),
+        came_first,
+        rest,
+        run: finish(child),
+        name: fifo.to_string_lossy().into_owned(),
+    }
+}
+
+#[test]
+fn a_checks_file_is_checked_as_it_is_read() {
+    let server = Server::start();
+    // A table ends where the next one starts: the first is complete once the second's
+    // header is in.
+    let first = entry(&server.url("/ok?first")) + "[[check]]\n";
+    let rest: String = (0..50)
+        .map(|i| entry(&server.url(&format!("/ok?n={i}"))))
+        .collect::<String>()
+        .replacen("[[check]]\n", "", 1);
+    let streamed = check_a_fifo_in_two_parts(first, rest);
     assert!(
-        writer.join().expect("the writer"),
+        streamed.came_first,
         "no result came out before the end of the checks file was written"
     );
-    assert_eq!(first["ok"], true, "{first}");
-    assert_eq!(first["line"], 2);
-    let rest: Vec<String> = stdout.lines().map(|line| line.expect("read")).collect();
-    let run = finish(child);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(rest.len(), 50);
-    let last_line = rest
+    assert_eq!(streamed.first["ok"], true, "{}", streamed.first);
+    assert_eq!(streamed.first["line"], 2);
+    assert_eq!(streamed.run.code, Some(0), "{}", streamed.run.stderr);
+    assert_eq!(streamed.rest.len(), 50);
+    let last_line = streamed
+        .rest
         .iter()
         .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line")["line"].clone())
         .filter_map(|line| line.as_u64())
@@ -96,30 +110,18 @@ fn a_checks_file_is_checked_as_it_is_read() {
 #[test]
 fn a_piped_checks_file_broken_midway_stops_there_naming_its_line() {
     let server = Server::start();
-    let (_directory, fifo) = fifo();
     let first = entry(&server.url("/ok")) + "[[check]]\n";
-    let rest = "url = \n".to_owned();
-    let (seen, told) = mpsc::channel();
-    let writer = write_in_two_parts(&fifo, first, rest, told);
-    let mut upcheck = command();
-    upcheck.args(["-f", "jsonl", "--checks"]).arg(&fifo);
-    let mut child = spawn(&mut upcheck, None);
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read the first result");
-    let _ = seen.send(());
-    assert!(writer.join().expect("the writer"));
-    let run = finish(child);
+    let streamed = check_a_fifo_in_two_parts(first, "url = \n".to_owned());
+    assert!(streamed.came_first);
+    assert_eq!(streamed.first["ok"], true, "{}", streamed.first);
+    let run = streamed.run;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
-    let fifo_name = fifo.to_string_lossy();
     assert!(
         run.stderr
-            .contains(&format!("{fifo_name}:5: not valid TOML")),
+            .contains(&format!("{}:5: not valid TOML", streamed.name)),
         "{}",
         run.stderr
     );
-    let first: Value = serde_json::from_str(&line).expect("a JSON line");
-    assert_eq!(first["ok"], true, "{first}");
 }
 
 #[test]

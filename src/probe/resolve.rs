@@ -94,7 +94,7 @@ impl Resolver {
     }
 
     /// The addresses /etc/hosts gives `name`, if it names it.
-    fn from_hosts(&self, name: &Name) -> Option<Vec<IpAddr>> {
+    fn in_hosts_file(&self, name: &Name) -> Option<Vec<IpAddr>> {
         let addrs: Vec<IpAddr> = [RecordType::A, RecordType::AAAA]
             .into_iter()
             .filter_map(|kind| {
@@ -123,7 +123,7 @@ pub(crate) async fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, Dns
     }
     let resolver = Resolver::current().map_err(|reason| DnsError::new(host, reason))?;
     let name = Name::from_str_relaxed(host).map_err(|err| DnsError::new(host, err))?;
-    let ips = match resolver.from_hosts(&name) {
+    let ips = match resolver.in_hosts_file(&name) {
         Some(ips) => ips,
         None => {
             // Only a lookup that ends clears the mark: one dropped by the attempt's
