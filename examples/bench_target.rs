@@ -4,6 +4,11 @@
 //! cargo run --release --example bench_target -- ADDR...   # e.g. 127.0.0.7:18100
 //! ```
 //!
+//! `tls:ADDR` is an HTTPS listener (self-signed) that answers any request with 200 and
+//! closes the connection, so every check is a full handshake; `dns:ADDR:MS` is a DNS
+//! server answering `nI.<anything>` with 127.0.1.(I % 100 + 1) after MS milliseconds
+//! (`dns:ADDR:never`: never answering).
+//!
 //! Every listener answers the same paths (any query string is ignored):
 //!
 //! ```text
@@ -22,10 +27,12 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 /// Pending connections per listener: a burst of hundreds of connects must not overflow the
 /// accept queue (the default of 128 turns an overflow into a 1 s SYN retransmit).
@@ -35,15 +42,12 @@ const BACKLOG: u32 = 4096;
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 fn main() {
-    let addrs: Vec<SocketAddr> = std::env::args()
+    let listeners: Vec<Listener> = std::env::args()
         .skip(1)
-        .map(|arg| {
-            arg.parse()
-                .unwrap_or_else(|err| panic!("bad address {arg}: {err}"))
-        })
+        .map(|arg| Listener::parse(&arg).unwrap_or_else(|err| panic!("bad listener {arg}: {err}")))
         .collect();
-    if addrs.is_empty() {
-        eprintln!("usage: bench_target ADDR...");
+    if listeners.is_empty() {
+        eprintln!("usage: bench_target [tls:|dns:]ADDR[:DELAY_MS|:never]...");
         std::process::exit(2);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -52,25 +56,177 @@ fn main() {
         .build()
         .expect("start the runtime");
     runtime.block_on(async move {
-        for addr in addrs {
-            let socket = TcpSocket::new_v4().expect("a socket");
-            socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-            socket
-                .bind(addr)
-                .unwrap_or_else(|err| panic!("cannot bind {addr}: {err}"));
-            let listener = socket.listen(BACKLOG).expect("listen");
-            tokio::spawn(async move {
-                loop {
-                    if let Ok((stream, _)) = listener.accept().await {
-                        tokio::spawn(serve(stream));
-                    }
+        let acceptor = certificate_acceptor();
+        for listener in listeners {
+            match listener {
+                Listener::Http(addr) => {
+                    let listener = listen(addr);
+                    tokio::spawn(async move {
+                        loop {
+                            if let Ok((stream, _)) = listener.accept().await {
+                                tokio::spawn(serve(stream));
+                            }
+                        }
+                    });
                 }
-            });
+                Listener::Tls(addr) => {
+                    let listener = listen(addr);
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            if let Ok((stream, _)) = listener.accept().await {
+                                tokio::spawn(serve_tls_once(acceptor.clone(), stream));
+                            }
+                        }
+                    });
+                }
+                Listener::Dns(addr, delay) => {
+                    let socket = tokio::net::UdpSocket::bind(addr)
+                        .await
+                        .unwrap_or_else(|err| panic!("cannot bind {addr}: {err}"));
+                    tokio::spawn(serve_dns(Arc::new(socket), delay));
+                }
+            }
         }
         println!("ready");
         let _ = std::io::stdout().flush();
         std::future::pending::<()>().await;
     });
+}
+
+/// One thing the fleet serves.
+enum Listener {
+    /// Keep-alive HTTP/1.1.
+    Http(SocketAddr),
+    /// HTTPS that closes every connection after one answer: each check a full handshake.
+    Tls(SocketAddr),
+    /// A DNS server answering after the delay, or never (`None`).
+    Dns(SocketAddr, Option<Duration>),
+}
+
+impl Listener {
+    fn parse(arg: &str) -> Result<Self, String> {
+        if let Some(addr) = arg.strip_prefix("tls:") {
+            return addr.parse().map(Listener::Tls).map_err(|e| e.to_string());
+        }
+        let Some(rest) = arg.strip_prefix("dns:") else {
+            return arg.parse().map(Listener::Http).map_err(|e| e.to_string());
+        };
+        let (addr, delay) = rest.rsplit_once(':').ok_or("dns:ADDR:DELAY_MS|never")?;
+        let delay = match delay {
+            "never" => None,
+            ms => Some(Duration::from_millis(ms.parse().map_err(|_| "bad delay")?)),
+        };
+        let addr = addr
+            .parse()
+            .map_err(|e: std::net::AddrParseError| e.to_string())?;
+        Ok(Listener::Dns(addr, delay))
+    }
+}
+
+fn listen(addr: SocketAddr) -> tokio::net::TcpListener {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket
+        .bind(addr)
+        .unwrap_or_else(|err| panic!("cannot bind {addr}: {err}"));
+    socket.listen(BACKLOG).expect("listen")
+}
+
+/// A self-signed certificate (the tools run with `-k` or its equivalent).
+fn certificate_acceptor() -> TlsAcceptor {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let params = rcgen::CertificateParams::new(names).expect("valid names");
+    let signing_key = rcgen::KeyPair::generate().expect("generate a key");
+    let cert = params
+        .self_signed(&signing_key)
+        .expect("generate a certificate");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("default TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key)
+    .expect("a valid certificate");
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// Answers one request over TLS with 200 and `Connection: close`, then closes.
+async fn serve_tls_once(acceptor: TlsAcceptor, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let Ok(mut stream) = acceptor.accept(stream).await else {
+        return;
+    };
+    let mut buffer = Vec::with_capacity(4096);
+    while find_head_end(&buffer).is_none() && buffer.len() <= MAX_HEAD_BYTES {
+        match stream.read_buf(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    let _ = stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+        .await;
+    let _ = stream.shutdown().await;
+}
+
+/// Answers A queries for `nI.ANYTHING` with 127.0.1.(I % 100 + 1), AAAA queries for them
+/// with no records, anything else with NXDOMAIN; after `delay`, or never.
+async fn serve_dns(socket: Arc<tokio::net::UdpSocket>, delay: Option<Duration>) {
+    let mut buffer = [0u8; 512];
+    loop {
+        let Ok((length, peer)) = socket.recv_from(&mut buffer).await else {
+            continue;
+        };
+        let (Some(delay), Some(reply)) = (delay, dns_reply(&buffer[..length])) else {
+            continue;
+        };
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = socket.send_to(&reply, peer).await;
+        });
+    }
+}
+
+fn dns_reply(query: &[u8]) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[2] & 0x80 != 0 {
+        return None;
+    }
+    let mut at = 12;
+    let mut first_label: Option<&[u8]> = None;
+    loop {
+        let length = usize::from(*query.get(at)?);
+        at += 1;
+        if length == 0 {
+            break;
+        }
+        first_label.get_or_insert(query.get(at..at + length)?);
+        at += length;
+    }
+    let qtype = u16::from_be_bytes([*query.get(at)?, *query.get(at + 1)?]);
+    let question_end = at + 4;
+    query.get(..question_end)?;
+    let number = first_label
+        .and_then(|label| {
+            label
+                .strip_prefix(b"n")
+                .or_else(|| label.strip_prefix(b"N"))
+        })
+        .and_then(|digits| std::str::from_utf8(digits).ok())
+        .and_then(|digits| digits.parse::<u32>().ok());
+    let mut reply = query[..question_end].to_vec();
+    reply[2] = 0x81 | (query[2] & 0x01);
+    reply[3] = if number.is_some() { 0x80 } else { 0x83 };
+    let answers = u8::from(number.is_some() && qtype == 1);
+    reply[4..12].copy_from_slice(&[0, 1, 0, answers, 0, 0, 0, 0]);
+    if answers == 1 {
+        let host = (number? % 100 + 1) as u8;
+        reply.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 1, host]);
+    }
+    Some(reply)
 }
 
 /// Answers requests on one connection until the client leaves.

@@ -1,16 +1,20 @@
 //! Checks files (`--checks FILE`): TOML with one `[[check]]` table per target, each able to
 //! override the command-line defaults for its own target and to give it a name and tags.
 //!
-//! The whole file is read and parsed before probing starts, like every input is opened
-//! then: a file that is not TOML at all is a usage error naming its line, while a bad entry
-//! becomes an `invalid` result naming its line, as a bad line of a plain list does.
+//! A file is read one `[[check]]` table at a time (each table is a TOML document of its
+//! own once cut at its header line), so a file of a million entries needs the memory of
+//! one. It is read through once before probing starts, to keep the promise that a file
+//! that is not TOML at all is a usage error naming its line, and again as the entries
+//! are probed; a bad entry becomes an `invalid` result naming its line, as a bad line of
+//! a plain list does.
 
 use std::collections::HashMap;
+use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use toml::de::{DeTable, DeValue};
@@ -102,12 +106,113 @@ pub(crate) struct CheckEntry {
     pub(crate) overrides: Overrides,
 }
 
-/// Parses the checks file `name` holding `text` into its entries, in file order.
+/// Reads a checks file's entries in file order, one `[[check]]` table at a time.
 ///
 /// Errors only when the file as a whole is unusable: not TOML, or not shaped as `[[check]]`
 /// tables. A bad entry is returned as an entry whose target is an error.
-pub(crate) fn parse(name: &str, text: &str) -> anyhow::Result<Vec<CheckEntry>> {
-    let lines = Lines::new(text);
+pub(crate) struct Reader<R> {
+    name: String,
+    input: R,
+    /// The line number of the last line read.
+    line: u64,
+    /// A `[[check]]` header already read, which starts the next table.
+    header: Option<String>,
+    /// Where the part before the first header defined `check` some other way (an inline
+    /// array, a `[check]` table): no `[[check]]` table may follow it.
+    check_before_tables: Option<u64>,
+    /// The TLS files entries name, each read once.
+    files: TlsFiles,
+}
+
+impl<R: BufRead> Reader<R> {
+    /// Reads the checks file `name` from `input`.
+    pub(crate) fn new(name: &str, input: R) -> Self {
+        Reader {
+            name: name.to_owned(),
+            input,
+            line: 0,
+            header: None,
+            check_before_tables: None,
+            files: TlsFiles::new(name),
+        }
+    }
+
+    /// The input, to read again.
+    pub(crate) fn into_inner(self) -> R {
+        self.input
+    }
+
+    /// The entries of the next table (a table can hold none, or more when the file
+    /// nests them in ways the cut does not see); `None` at the end of the file.
+    pub(crate) fn next_entries(&mut self) -> anyhow::Result<Option<Vec<CheckEntry>>> {
+        let mut starts_with_header = self.header.is_some();
+        let first_line = self.line + 1 - u64::from(starts_with_header);
+        let mut text = self.header.take().unwrap_or_default();
+        let mut strings = Strings::default();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = match self.input.read_line(&mut line) {
+                Ok(read) => read,
+                Err(err) if err.kind() == io::ErrorKind::InvalidData => bail!(
+                    "cannot read '{}': line {} is not UTF-8 text",
+                    self.name,
+                    self.line + 1
+                ),
+                Err(err) => {
+                    return Err(err).with_context(|| {
+                        format!("cannot read '{}' after line {}", self.name, self.line)
+                    })
+                }
+            };
+            if read == 0 {
+                break;
+            }
+            self.line += 1;
+            if strings.outside() && is_check_header(&line) {
+                if !text.is_empty() {
+                    self.header = Some(line.clone());
+                    break;
+                }
+                starts_with_header = true;
+            }
+            strings.scan(&line);
+            text.push_str(&line);
+        }
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if starts_with_header {
+            if let Some(defined) = self.check_before_tables {
+                bail!(
+                    "{}:{first_line}: not valid TOML: 'check' is already defined on line \
+                     {defined}, so a [[check]] table cannot follow",
+                    self.name
+                );
+            }
+        }
+        let lines = Lines::new(&text, first_line);
+        let document = parse_document(&self.name, &text, &lines, &mut self.files)?;
+        if !starts_with_header {
+            self.check_before_tables = document.defined_at;
+        }
+        Ok(Some(document.entries))
+    }
+}
+
+/// The entries of one piece of a checks file, and the line of its `check` key.
+struct Document {
+    entries: Vec<CheckEntry>,
+    defined_at: Option<u64>,
+}
+
+/// Parses one piece of a checks file, `text`, whose lines `lines` numbers.
+fn parse_document(
+    name: &str,
+    text: &str,
+    lines: &Lines,
+    files: &mut TlsFiles,
+) -> anyhow::Result<Document> {
     let document = match DeTable::parse(text) {
         Ok(document) => document,
         Err(err) => {
@@ -127,10 +232,13 @@ pub(crate) fn parse(name: &str, text: &str) -> anyhow::Result<Vec<CheckEntry>> {
                 key.get_ref()
             );
         }
-        checks = Some(value);
+        checks = Some((key, value));
     }
-    let Some(checks) = checks else {
-        return Ok(Vec::new());
+    let Some((key, checks)) = checks else {
+        return Ok(Document {
+            entries: Vec::new(),
+            defined_at: None,
+        });
     };
     let Some(tables) = checks.get_ref().as_array() else {
         bail!(
@@ -138,15 +246,98 @@ pub(crate) fn parse(name: &str, text: &str) -> anyhow::Result<Vec<CheckEntry>> {
             lines.at(checks.span().start)
         );
     };
-    let mut files = TlsFiles::new(name);
-    tables
+    let entries = tables
         .iter()
         .map(|table| {
-            let (mut entry, paths) = parse_entry(table, &lines);
+            let (mut entry, paths) = parse_entry(table, lines);
             entry.overrides.tls = files.load(&paths)?;
             Ok(entry)
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Document {
+        entries,
+        defined_at: Some(lines.at(key.span().start)),
+    })
+}
+
+/// Whether `line` is the header of a `[[check]]` table, however spaced or quoted.
+fn is_check_header(line: &str) -> bool {
+    let code = line.split('#').next().unwrap_or_default();
+    let squeezed: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    matches!(
+        squeezed.as_str(),
+        "[[check]]" | "[[\"check\"]]" | "[['check']]"
+    )
+}
+
+/// Whether the reader is inside a multi-line string, where a line that looks like a
+/// header is text.
+#[derive(Default)]
+struct Strings {
+    open: Option<&'static str>,
+}
+
+impl Strings {
+    fn outside(&self) -> bool {
+        self.open.is_none()
+    }
+
+    /// Follows the strings and comments of one line.
+    fn scan(&mut self, line: &str) {
+        let bytes = line.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            match self.open {
+                Some(close) => {
+                    if close == "\"\"\"" && bytes[at] == b'\\' {
+                        at += 2;
+                    } else if rest.starts_with(close.as_bytes()) {
+                        // A closing delimiter may carry up to two more quotes of content.
+                        at += close.len();
+                        let quote = close.as_bytes()[0];
+                        at += bytes[at..]
+                            .iter()
+                            .take(2)
+                            .take_while(|&&b| b == quote)
+                            .count();
+                        self.open = None;
+                    } else {
+                        at += 1;
+                    }
+                }
+                None => match rest[0] {
+                    b'#' => return,
+                    b'"' if rest.starts_with(b"\"\"\"") => {
+                        self.open = Some("\"\"\"");
+                        at += 3;
+                    }
+                    b'\'' if rest.starts_with(b"'''") => {
+                        self.open = Some("'''");
+                        at += 3;
+                    }
+                    b'"' => at += one_line_string(rest, true),
+                    b'\'' => at += one_line_string(rest, false),
+                    _ => at += 1,
+                },
+            }
+        }
+    }
+}
+
+/// The length of the one-line string `rest` starts with (to the end of the line if it
+/// is never closed, which the parser reports).
+fn one_line_string(rest: &[u8], escapes: bool) -> usize {
+    let quote = rest[0];
+    let mut at = 1;
+    while at < rest.len() {
+        match rest[at] {
+            b'\\' if escapes => at += 2,
+            b if b == quote => return at + 1,
+            _ => at += 1,
+        }
+    }
+    rest.len()
 }
 
 /// An entry's TLS files as written, each with the line that names it.
@@ -158,17 +349,17 @@ struct TlsPaths {
 }
 
 /// Reads the TLS files entries name, each once, relative to the checks file's folder.
-struct TlsFiles<'a> {
-    name: &'a str,
+struct TlsFiles {
+    name: String,
     folder: PathBuf,
     roots: HashMap<PathBuf, Arc<Roots>>,
     identities: HashMap<(PathBuf, Option<PathBuf>), Arc<Identity>>,
 }
 
-impl<'a> TlsFiles<'a> {
-    fn new(name: &'a str) -> Self {
+impl TlsFiles {
+    fn new(name: &str) -> Self {
         TlsFiles {
-            name,
+            name: name.to_owned(),
             folder: Path::new(name)
                 .parent()
                 .map(Path::to_owned)
@@ -180,7 +371,7 @@ impl<'a> TlsFiles<'a> {
 
     /// The settings `paths` name; an error names the checks file, the line and the key.
     fn load(&mut self, paths: &TlsPaths) -> anyhow::Result<TlsSettings> {
-        let name = self.name;
+        let name = self.name.clone();
         let mut settings = TlsSettings::default();
         if let Some((line, path)) = &paths.ca_file {
             let path = self.folder.join(path);
@@ -431,27 +622,39 @@ fn timeout(value: &DeValue<'_>) -> Result<Duration, String> {
     values::timer(values::seconds(seconds)?)
 }
 
-/// Byte offsets to 1-based line numbers.
+/// Byte offsets in a piece of the file to the file's 1-based line numbers.
 struct Lines {
     starts: Vec<usize>,
+    /// The file's line number of the piece's first line.
+    first: u64,
 }
 
 impl Lines {
-    fn new(text: &str) -> Self {
+    fn new(text: &str, first: u64) -> Self {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(at, _)| at + 1))
             .collect();
-        Lines { starts }
+        Lines { starts, first }
     }
 
     fn at(&self, offset: usize) -> u64 {
-        self.starts.partition_point(|&start| start <= offset) as u64
+        self.starts.partition_point(|&start| start <= offset) as u64 + self.first - 1
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every entry of the checks file `name` holding `text`.
+    fn parse(name: &str, text: &str) -> anyhow::Result<Vec<CheckEntry>> {
+        let mut reader = Reader::new(name, text.as_bytes());
+        let mut entries = Vec::new();
+        while let Some(more) = reader.next_entries()? {
+            entries.extend(more);
+        }
+        Ok(entries)
+    }
 
     #[test]
     fn entry_headers_replace_those_of_the_same_name() {
@@ -603,11 +806,74 @@ url = "http://ok.test/"
     }
 
     #[test]
+    fn tables_are_cut_only_at_headers_outside_strings() {
+        let text = r#"# entries
+[[check]]
+url = "http://a.test/"
+body_contains = """
+[[check]]
+"""
+[[ check ]] # spaced
+url = 'http://b.test/'
+name = '''
+[[check]]'''
+[check.headers]
+X-A = "1"
+[[check]]
+url = "tcp://c.test:1"
+"#;
+        let entries = parse("c.toml", text).unwrap();
+        assert_eq!(entries.len(), 3, "{entries:?}");
+        assert_eq!(
+            entries[0].overrides.body_contains.as_deref(),
+            Some("[[check]]\n")
+        );
+        assert_eq!(
+            (entries[1].line, entries[1].text.as_str()),
+            (8, "http://b.test/")
+        );
+        assert_eq!(entries[1].labels.name.as_deref(), Some("[[check]]"));
+        assert_eq!(entries[1].overrides.headers["x-a"], "1");
+        assert_eq!(entries[2].line, 14);
+    }
+
+    #[test]
+    fn errors_in_later_tables_name_their_line() {
+        let text =
+            "[[check]]\nurl = \"http://a.test/\"\n\n[[check]]\nurl = \"http://b.test/\"\nname = \n";
+        let err = parse("c.toml", text).unwrap_err();
+        assert!(
+            err.to_string().starts_with("c.toml:6: not valid TOML"),
+            "{err}"
+        );
+        let text = "[[check]]\nurl = \"http://a.test/\"\n[other]\nx = 1\n";
+        let err = parse("c.toml", text).unwrap_err();
+        assert!(
+            err.to_string().starts_with("c.toml:3: unknown key 'other'"),
+            "{err}"
+        );
+        let text = "check = [{ url = \"http://a.test/\" }]\n[[check]]\nurl = \"http://b.test/\"\n";
+        let err = parse("c.toml", text).unwrap_err();
+        assert!(
+            err.to_string().starts_with("c.toml:2: not valid TOML"),
+            "{err}"
+        );
+        let mut reader = Reader::new("c.toml", &b"[[check]]\nurl = \"\xff\"\n"[..]);
+        let err = reader.next_entries().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read 'c.toml': line 2 is not UTF-8 text"
+        );
+    }
+
+    #[test]
     fn lines_count_from_one() {
-        let lines = Lines::new("a\nbb\n\nc");
+        let lines = Lines::new("a\nbb\n\nc", 1);
         assert_eq!(
             [0, 1, 2, 4, 5, 6].map(|at| lines.at(at)),
             [1, 1, 2, 2, 3, 4]
         );
+        let lines = Lines::new("a\nbb", 10);
+        assert_eq!([0, 2].map(|at| lines.at(at)), [10, 11]);
     }
 }

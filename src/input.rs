@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, IsTerminal};
+use std::io::{self, BufRead, BufReader, IsTerminal, Seek};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,7 +55,7 @@ enum Source {
     },
     Checks {
         name: Arc<str>,
-        entries: Vec<CheckEntry>,
+        file: File,
     },
     Urls(Vec<String>),
 }
@@ -69,7 +69,7 @@ pub(crate) struct Inputs {
 
 impl Inputs {
     /// Opens every file named (and checks standard input), so that a bad name fails before
-    /// probing; checks files are read and parsed whole here, so a broken one does too.
+    /// probing; checks files are read through here, so a broken one does too.
     ///
     /// Entries come in this order: the lists, then the checks files, then `--url`.
     pub(crate) fn open(
@@ -169,10 +169,9 @@ impl Inputs {
                     Source::File { name, reader } => {
                         read_list(name, reader, &mut numbering, &outlet)
                     }
-                    Source::Checks { name, entries } => entries.into_iter().all(|entry| {
-                        let origin = numbering.next(name.clone(), Some(entry.line));
-                        outlet.entry(outlet.checks_entry(origin, entry))
-                    }),
+                    Source::Checks { name, file } => {
+                        read_checks(name, file, &mut numbering, &outlet)
+                    }
                     Source::Urls(urls) => urls
                         .into_iter()
                         .all(|url| outlet.targets(&mut numbering, URL_SOURCE.into(), None, &url)),
@@ -192,7 +191,9 @@ fn stdin_file() -> Option<FileId> {
     FileId::of(&File::from(duplicate).metadata().ok()?)
 }
 
-/// Reads and parses a checks file.
+/// Opens a checks file and, for a regular file, reads it through once, one table at a
+/// time, so that a file that is not a checks file fails before probing without being
+/// held in memory. A pipe cannot be read twice: it is read once, as it streams in.
 fn open_checks(path: &Path) -> anyhow::Result<Source> {
     if path.as_os_str() == "-" {
         bail!("--checks needs a file: standard input is read only as a plain list");
@@ -201,11 +202,43 @@ fn open_checks(path: &Path) -> anyhow::Result<Source> {
     if path.is_dir() {
         bail!("cannot read '{name}': it is a directory");
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot open '{name}'"))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("cannot read '{name}': it is not UTF-8 text"))?;
-    let entries = checks::parse(&name, &text)?;
-    Ok(Source::Checks { name, entries })
+    let file = File::open(path).with_context(|| format!("cannot open '{name}'"))?;
+    let regular = file
+        .metadata()
+        .with_context(|| format!("cannot read '{name}'"))?
+        .is_file();
+    if !regular {
+        return Ok(Source::Checks { name, file });
+    }
+    let mut reader = checks::Reader::new(&name, BufReader::new(file));
+    while reader.next_entries()?.is_some() {}
+    let mut file = reader.into_inner().into_inner();
+    file.rewind()
+        .with_context(|| format!("cannot read '{name}' again"))?;
+    Ok(Source::Checks { name, file })
+}
+
+/// Sends every entry of a checks file, read again one table at a time; returns false
+/// when reading must stop.
+fn read_checks(name: Arc<str>, file: File, numbering: &mut Numbering, outlet: &Outlet) -> bool {
+    let mut reader = checks::Reader::new(&name, BufReader::new(file));
+    loop {
+        match reader.next_entries() {
+            Ok(Some(entries)) => {
+                for entry in entries {
+                    let origin = numbering.next(name.clone(), Some(entry.line));
+                    if !outlet.entry(outlet.checks_entry(origin, entry)) {
+                        return false;
+                    }
+                }
+            }
+            Ok(None) => return true,
+            Err(err) => {
+                outlet.error(err);
+                return false;
+            }
+        }
+    }
 }
 
 /// Where the reader's entries go: to the scheduler (and the progress bar), less those

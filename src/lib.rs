@@ -148,7 +148,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     // One runtime thread: probes wait on the network, not the CPU, and with several workers
     // most of the CPU went to threads waking each other (futex) rather than to probing.
-    // Name resolution and the reporter still run on threads of their own.
+    // The input reader and the reporter run on threads of their own; name resolution is
+    // async, on this one.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

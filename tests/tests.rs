@@ -21,6 +21,8 @@ mod ranges;
 mod banner;
 // Host names from a private /etc/hosts and a loopback DNS responder, never this machine's resolver.
 mod names;
+// DNS at scale: a dead or slow resolver, search domains, /etc/hosts beside DNS.
+mod dns;
 // The scheduler: concurrency bounds, retries, Retry-After, deadline, signals.
 mod schedule;
 // Our own side: file limits, a full stdout, hostile input files.
@@ -29,6 +31,8 @@ mod resources;
 mod output;
 // Checks files: per-target settings, names and tags, bad entries.
 mod checks;
+// Big inputs: checks files read as they stream in, lines deep in a big file.
+mod scale;
 // TLS certificate expiry.
 mod cert;
 // Trust and client certificates against a private PKI (--cacert, --cert, ca_file), and curl's verdict.

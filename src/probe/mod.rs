@@ -25,6 +25,7 @@ pub(crate) use tls::{Identity, IdentityFile, Roots, TlsSettings};
 use crate::outcome::{ErrorKind, Failure};
 use crate::target::Target;
 use crate::values::human_duration;
+use classify::dns_failure;
 use http::HttpProber;
 use icmp::IcmpProber;
 use trace::AttemptTrace;
@@ -72,18 +73,19 @@ impl Prober {
                 Target::Icmp { host } => self.icmp.ping(host, started, &self.addresses).await,
             }
         });
-        match tokio::time::timeout(settings.timeout, exchange).await {
+        let lookups = resolve::Lookups::default();
+        match tokio::time::timeout(settings.timeout, lookups.watch(exchange)).await {
             Ok(attempt) => attempt,
             Err(_) => {
                 let (timings, address) = trace.failed_timings();
-                Attempt::failed(
-                    started.elapsed(),
-                    Failure::new(
+                let failure = match lookups.unanswered(settings.timeout) {
+                    Some(unresolved) => dns_failure(&unresolved),
+                    None => Failure::new(
                         ErrorKind::Timeout,
                         format!("no answer within {}", human_duration(settings.timeout)),
                     ),
-                )
-                .traced(timings, address)
+                };
+                Attempt::failed(started.elapsed(), failure).traced(timings, address)
             }
         }
     }

@@ -167,14 +167,22 @@ pub struct PrivateEtc {
 impl PrivateEtc {
     /// `hosts` as /etc/hosts (localhost is always there), and a resolv.conf naming only
     /// `nameserver` (none: a resolver that refuses at once, on a loopback port nobody
-    /// listens on), asking glibc for one try of at most a second.
+    /// listens on), asking for one try of at most a second.
     pub fn new(hosts: &str, nameserver: Option<&DnsResponder>) -> PrivateEtc {
+        let server =
+            nameserver.map_or_else(|| "127.0.0.1".to_owned(), |dns| dns.addr.ip().to_string());
+        PrivateEtc::with_resolv(
+            hosts,
+            &format!("nameserver {server}\noptions timeout:1 attempts:1\n"),
+        )
+    }
+
+    /// `hosts` as /etc/hosts (localhost is always there) and `resolv` as resolv.conf, as
+    /// written: for tests of the resolver's own defaults, search list and ndots.
+    pub fn with_resolv(hosts: &str, resolv: &str) -> PrivateEtc {
         let directory = tempfile::tempdir().expect("create a directory for /etc files");
         let hosts = format!("127.0.0.1 localhost\n::1 localhost ip6-localhost\n{hosts}\n");
         std::fs::write(directory.path().join("hosts"), hosts).expect("write hosts");
-        let server =
-            nameserver.map_or_else(|| "127.0.0.1".to_owned(), |dns| dns.addr.ip().to_string());
-        let resolv = format!("nameserver {server}\noptions timeout:1 attempts:1\n");
         std::fs::write(directory.path().join("resolv.conf"), resolv).expect("write resolv.conf");
         PrivateEtc { directory }
     }
