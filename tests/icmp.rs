@@ -49,17 +49,7 @@ fn in_namespace(lo_up: bool, sysctls: &[(&str, &str)], user: As, args: &[&str]) 
         .map(String::from)
         .collect();
     launcher.extend([namespace_script(lo_up, sysctls), "sh".to_owned()]);
-    if user == As::Nobody {
-        launcher.extend(
-            [
-                "setpriv",
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-            ]
-            .map(String::from),
-        );
-    }
+    launcher.extend(as_user(user));
     let run = Upcheck::new().args(args).via(launcher).run();
     for tool in ["unshare:", "sysctl:", "setpriv:", "ip:", "sh:"] {
         assert!(
@@ -70,6 +60,21 @@ fn in_namespace(lo_up: bool, sysctls: &[(&str, &str)], user: As, args: &[&str]) 
         );
     }
     run
+}
+
+/// The launcher that runs the binary as `user` (nothing for root, which we are).
+fn as_user(user: As) -> Vec<String> {
+    match user {
+        As::Root => Vec::new(),
+        As::Nobody => [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
 }
 
 #[test]
@@ -213,11 +218,25 @@ fn no_route_is_a_connect_failure() {
 
 #[test]
 fn icmp_errors_quoting_our_request_are_connect_failures() {
+    // As root without datagram sockets: the errors come in on the raw socket.
+    assert_unreachable_by_forged_errors(NO_DATAGRAM, As::Root);
+}
+
+#[test]
+fn icmp_errors_reach_a_datagram_socket_through_its_error_queue() {
+    // As nobody on a datagram socket the kernel queues the errors apart from the replies.
+    assert_unreachable_by_forged_errors(ANY_DATAGRAM, As::Nobody);
+}
+
+/// Pings 127.0.0.7 and 127.0.0.8 as `user` in a namespace where `sockets` says which ICMP
+/// sockets may be opened, answers each echo request with a forged "host unreachable",
+/// and checks that both targets report it as `connect`.
+fn assert_unreachable_by_forged_errors(sockets: (&'static str, &'static str), user: As) {
     // A thread of this test enters a fresh network namespace (namespaces are per thread),
     // where nothing answers echoes, starts the binary there, and plays the router: it sees
     // each echo request on a raw socket and answers with "host unreachable" quoting it,
     // in full for one target and only its first 8 bytes, as RFC 792 allows, for the other.
-    let results = thread::spawn(|| {
+    let results = thread::spawn(move || {
         // SAFETY: unshare(2) with CLONE_NEWNET changes only this thread's namespace.
         let entered = unsafe { libc::unshare(libc::CLONE_NEWNET) };
         assert_eq!(
@@ -229,7 +248,7 @@ fn icmp_errors_quoting_our_request_are_connect_failures() {
         let setup = Command::new("sh")
             .args([
                 "-c",
-                &namespace_script(true, &[NO_DATAGRAM, IGNORE_ECHOES]),
+                &namespace_script(true, &[sockets, IGNORE_ECHOES]),
                 "sh",
                 "true",
             ])
@@ -251,6 +270,7 @@ fn icmp_errors_quoting_our_request_are_connect_failures() {
                 "-u",
                 "icmp://127.0.0.8",
             ])
+            .via(as_user(user))
             .spawn();
         let mut answered = Vec::new();
         let started = Instant::now();

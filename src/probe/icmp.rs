@@ -11,17 +11,23 @@
 //! among them, so only echo replies carrying this run's cookie and identifier, and errors
 //! quoting one of our requests, are taken. Neither kind allowed is a failed result per
 //! target, naming the cause and both remedies.
+//!
+//! A datagram socket passes ICMP errors on only through its error queue (`IP_RECVERR`,
+//! `IPV6_RECVERR`), which the same task drains whenever the socket reports an error.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io;
+use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
@@ -51,6 +57,10 @@ const PACKET_LEN: usize = HEADER_LEN + 16;
 
 /// Receive buffer asked of the kernel, so that a burst of replies to a wide `-c` is not dropped.
 const RECEIVE_BUFFER: usize = 1 << 20;
+
+/// Sends tried per echo request on a datagram socket while the system says unreachable:
+/// an ICMP error queued for another request also fails the next send once (`sk_err`).
+const DATAGRAM_SENDS: usize = 3;
 
 /// Probes echo requests for the whole run, over sockets opened on first use.
 pub(crate) struct IcmpProber {
@@ -144,6 +154,9 @@ impl Pinger {
         };
         let opened = |err: io::Error| format!("cannot set up the ICMP socket: {err}");
         socket.set_nonblocking(true).map_err(opened)?;
+        if kind == SocketKind::Datagram {
+            enable_error_queue(socket.as_raw_fd(), v6).map_err(opened)?;
+        }
         // A smaller buffer than asked for still works; it only drops replies sooner.
         let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
         let socket = UdpSocket::from_std(socket.into()).map_err(opened)?;
@@ -182,11 +195,7 @@ impl Pinger {
         );
         let packet = self.echo_request(sequence, token);
         let sent = Instant::now();
-        if let Err(err) = self
-            .socket
-            .send_to(&packet, SocketAddr::new(address, 0))
-            .await
-        {
+        if let Err(err) = self.send(&packet, address).await {
             return Attempt::failed(started.elapsed(), send_failure(address, &err));
         }
         let answer = answered.await;
@@ -198,6 +207,28 @@ impl Pinger {
             }
             // The reader is gone only when the socket failed; the timeout tells the rest.
             Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Sends `packet` to `address`; on a datagram socket an unreachable error is tried
+    /// again, as it may be an ICMP error for another request that the send picked up.
+    async fn send(&self, packet: &[u8], address: IpAddr) -> io::Result<()> {
+        let tries = match self.kind {
+            SocketKind::Datagram => DATAGRAM_SENDS,
+            SocketKind::Raw => 1,
+        };
+        let mut tried = 0;
+        loop {
+            tried += 1;
+            match self
+                .socket
+                .send_to(packet, SocketAddr::new(address, 0))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(err) if tried < tries && unreachable_error(&err) => continue,
+                Err(err) => return Err(err),
+            }
         }
     }
 
@@ -225,13 +256,29 @@ impl Pinger {
         packet
     }
 
-    /// Reads every datagram and answers the probe each one is for, for as long as the run lasts.
+    /// Reads every datagram (and, on a datagram socket, every queued ICMP error) and
+    /// answers the probe each one is for, for as long as the run lasts.
     async fn read_replies(&self) {
         let mut buffer = vec![0u8; 64 * 1024];
+        let interest = match self.kind {
+            SocketKind::Datagram => Interest::READABLE | Interest::ERROR,
+            SocketKind::Raw => Interest::READABLE,
+        };
         loop {
-            let (length, from) = match self.socket.recv_from(&mut buffer).await {
+            let Ok(ready) = self.socket.ready(interest).await else {
+                // Only a runtime shutting down fails this: the run is over.
+                return;
+            };
+            if ready.is_error() {
+                self.read_error_queue(&mut buffer);
+            }
+            if !ready.is_readable() {
+                continue;
+            }
+            let (length, from) = match self.socket.try_recv_from(&mut buffer) {
                 Ok(received) => received,
-                // A datagram that could not be read is one fewer reply: its probe times out.
+                // Nothing after all, or a datagram that could not be read (one fewer
+                // reply: its probe times out).
                 Err(_) => continue,
             };
             let at = Instant::now();
@@ -245,6 +292,25 @@ impl Pinger {
             };
             if let Some((token, answer)) = self.read_message(message, from.ip(), at) {
                 self.answer(token, answer);
+            }
+        }
+    }
+
+    /// Answers the probes that the ICMP errors queued on the socket are for, until the
+    /// queue is empty.
+    fn read_error_queue(&self, buffer: &mut [u8]) {
+        let fd = self.socket.as_raw_fd();
+        // Any failure, an empty queue included, ends this pass; an empty queue also tells
+        // the runtime to wait for the next error.
+        while let Ok(queued) = self
+            .socket
+            .try_io(Interest::ERROR, || receive_queued_error(fd, buffer))
+        {
+            if let Some(error) = queued {
+                if let Some(found) = self.quoted_echo(&buffer[..error.length], error.to) {
+                    let why = describe_error(self.v6, error.exceeded, error.code, error.from);
+                    self.answer(found, Answer::Unreachable(why));
+                }
             }
         }
     }
@@ -274,18 +340,22 @@ impl Pinger {
         }
         let (quoted_to, quoted) = self.quoted_request(message.get(HEADER_LEN..)?)?;
         let why = describe_error(self.v6, kind == exceeded, code, from);
-        let found = match self.our_echo(quoted) {
-            Some(token) => Found::Token {
-                token,
-                address: quoted_to,
-            },
+        Some((
+            self.quoted_echo(quoted, quoted_to)?,
+            Answer::Unreachable(why),
+        ))
+    }
+
+    /// The probe whose echo request to `to` an ICMP error quotes as `quoted`.
+    fn quoted_echo(&self, quoted: &[u8], to: IpAddr) -> Option<Found> {
+        Some(match self.our_echo(quoted) {
+            Some(token) => Found::Token { token, address: to },
             // Routers need quote only the first 8 bytes: the sequence, not our payload.
             None => Found::Sequence {
                 sequence: u16::from_be_bytes([*quoted.get(6)?, *quoted.get(7)?]),
-                address: quoted_to,
+                address: to,
             },
-        };
-        Some((found, Answer::Unreachable(why)))
+        })
     }
 
     /// The token of an echo message (reply, or our request quoted) that is ours.
@@ -379,6 +449,160 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// Has the kernel queue the ICMP errors for our requests on the socket's error queue,
+/// the only way a datagram socket passes them on.
+fn enable_error_queue(fd: RawFd, v6: bool) -> io::Result<()> {
+    let (level, option) = if v6 {
+        (libc::SOL_IPV6, libc::IPV6_RECVERR)
+    } else {
+        (libc::SOL_IP, libc::IP_RECVERR)
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and its size is passed with it.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            option,
+            (&on as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// An ICMP error taken off a datagram socket's error queue; the echo request it quotes
+/// is the first `length` bytes of the buffer it was read into.
+#[derive(Debug, PartialEq, Eq)]
+struct QueuedError {
+    length: usize,
+    /// Where the quoted request went.
+    to: IpAddr,
+    /// Who sent the error.
+    from: IpAddr,
+    exceeded: bool,
+    code: u8,
+}
+
+/// Takes one message off `fd`'s error queue into `buffer`: `None` when it is not an ICMP
+/// unreachable or time exceeded error; `WouldBlock` when the queue is empty.
+fn receive_queued_error(fd: RawFd, buffer: &mut [u8]) -> io::Result<Option<QueuedError>> {
+    // u64s keep the control buffer aligned for the cmsghdr read from it.
+    let mut control = [0u64; 64];
+    // SAFETY: all-zero bytes are a valid sockaddr_storage and msghdr.
+    let mut name: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: as above.
+    let mut header: libc::msghdr = unsafe { mem::zeroed() };
+    header.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+    header.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = mem::size_of_val(&control) as _;
+    // SAFETY: every pointer in `header` points at a live buffer of the length given.
+    let received = unsafe { libc::recvmsg(fd, &mut header, libc::MSG_ERRQUEUE) };
+    let Ok(length) = usize::try_from(received) else {
+        return Err(io::Error::last_os_error());
+    };
+    // SAFETY: recvmsg wrote at most msg_namelen bytes of a socket address into `name`.
+    let Some(to) = (unsafe { socket_address(&name, header.msg_namelen) }) else {
+        return Ok(None);
+    };
+    // SAFETY: recvmsg filled `control` up to the msg_controllen it set in `header`, and
+    // CMSG_FIRSTHDR/CMSG_NXTHDR stay within it.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&header) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null cmsg from CMSG_FIRSTHDR/NXTHDR is a whole header in `control`.
+        let (level, kind, len) =
+            unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len) };
+        let ours = (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR);
+        // The error, then the offender's address (SO_EE_OFFENDER): a sockaddr_in or _in6.
+        // SAFETY: CMSG_LEN only computes.
+        let data_len = len.saturating_sub(unsafe { libc::CMSG_LEN(0) } as usize);
+        let error_len = mem::size_of::<libc::sock_extended_err>();
+        if ours && data_len >= error_len {
+            let offender_len = (data_len - error_len).min(mem::size_of::<libc::sockaddr_in6>());
+            // SAFETY: the data holds `data_len` bytes, and `error_len + offender_len` of
+            // them are read, unaligned, into values of at least that size.
+            let (error, from) = unsafe {
+                let data = libc::CMSG_DATA(cmsg);
+                let error: libc::sock_extended_err = std::ptr::read_unaligned(data.cast());
+                let mut offender: libc::sockaddr_storage = mem::zeroed();
+                std::ptr::copy_nonoverlapping(
+                    data.add(error_len),
+                    (&mut offender as *mut libc::sockaddr_storage).cast::<u8>(),
+                    offender_len,
+                );
+                (
+                    error,
+                    socket_address(&offender, offender_len as libc::socklen_t),
+                )
+            };
+            return Ok(classify_queued(&error, from, to, length));
+        }
+        // SAFETY: as for CMSG_FIRSTHDR above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&header, cmsg) };
+    }
+    Ok(None)
+}
+
+/// What a queued `error` about a request to `to` says, if it is an ICMP error we report.
+fn classify_queued(
+    error: &libc::sock_extended_err,
+    from: Option<IpAddr>,
+    to: IpAddr,
+    length: usize,
+) -> Option<QueuedError> {
+    let (unreachable, exceeded) = match error.ee_origin {
+        libc::SO_EE_ORIGIN_ICMP => (V4_UNREACHABLE, V4_TIME_EXCEEDED),
+        libc::SO_EE_ORIGIN_ICMP6 => (V6_UNREACHABLE, V6_TIME_EXCEEDED),
+        _ => return None,
+    };
+    if error.ee_type != unreachable && error.ee_type != exceeded {
+        return None;
+    }
+    Some(QueuedError {
+        length,
+        to,
+        from: from?,
+        exceeded: error.ee_type == exceeded,
+        code: error.ee_code,
+    })
+}
+
+/// The address in a socket address of `len` bytes, if it is an IPv4 or IPv6 one.
+///
+/// # Safety
+/// The first `len` bytes of `storage` must be a socket address as the kernel writes one.
+unsafe fn socket_address(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<IpAddr> {
+    let len = len as usize;
+    match i32::from(storage.ss_family) {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: an AF_INET address of this length is a sockaddr_in.
+            let v4 =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: an AF_INET6 address of this length is a sockaddr_in6.
+            let v6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
 /// Why no ICMP socket could be opened, with both ways to allow one.
 fn refusal(v6: bool, datagram: &io::Error, raw: &io::Error) -> String {
     let family = if v6 { "ICMPv6" } else { "ICMP" };
@@ -401,13 +625,22 @@ fn refusal(v6: bool, datagram: &io::Error, raw: &io::Error) -> String {
     }
 }
 
+/// Whether the system refused a send because the address cannot be reached.
+fn unreachable_error(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::AddrNotAvailable
+    )
+}
+
 /// The failure of an echo request the system would not send.
 fn send_failure(address: IpAddr, err: &io::Error) -> Failure {
-    let kind = match err.kind() {
-        io::ErrorKind::NetworkUnreachable
-        | io::ErrorKind::HostUnreachable
-        | io::ErrorKind::AddrNotAvailable => ErrorKind::Connect,
-        _ => ErrorKind::Other,
+    let kind = if unreachable_error(err) {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Other
     };
     let why = match err.kind() {
         io::ErrorKind::AddrNotAvailable => "no route to the address".to_owned(),
@@ -488,6 +721,40 @@ mod tests {
         assert!(describe_error(true, false, 0, router).starts_with("network unreachable"));
         assert!(describe_error(false, true, 0, router).starts_with("time to live"));
         assert!(describe_error(false, false, 4, router).contains("code 4"));
+    }
+
+    #[test]
+    fn queued_errors_are_taken_only_from_icmp_unreachable_and_time_exceeded() {
+        let error = |origin, kind, code| libc::sock_extended_err {
+            ee_errno: libc::EHOSTUNREACH as u32,
+            ee_origin: origin,
+            ee_type: kind,
+            ee_code: code,
+            ee_pad: 0,
+            ee_info: 0,
+            ee_data: 0,
+        };
+        let router = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)));
+        let to = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7));
+        let unreachable = error(libc::SO_EE_ORIGIN_ICMP, V4_UNREACHABLE, 1);
+        assert_eq!(
+            classify_queued(&unreachable, router, to, 24),
+            Some(QueuedError {
+                length: 24,
+                to,
+                from: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)),
+                exceeded: false,
+                code: 1,
+            })
+        );
+        let exceeded = error(libc::SO_EE_ORIGIN_ICMP6, V6_TIME_EXCEEDED, 0);
+        assert!(classify_queued(&exceeded, router, to, 24).is_some_and(|e| e.exceeded));
+        // A redirect, a local error, and an error whose sender we cannot name are skipped.
+        let redirect = error(libc::SO_EE_ORIGIN_ICMP, 5, 1);
+        assert_eq!(classify_queued(&redirect, router, to, 24), None);
+        let local = error(libc::SO_EE_ORIGIN_LOCAL, V4_UNREACHABLE, 1);
+        assert_eq!(classify_queued(&local, router, to, 24), None);
+        assert_eq!(classify_queued(&unreachable, None, to, 24), None);
     }
 
     #[test]
