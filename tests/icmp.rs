@@ -2,7 +2,7 @@
 //! paths this machine's own loopback cannot show (no answer, unprivileged, no permission,
 //! no route, an ICMP error).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,6 +15,8 @@ use crate::support::{
 
 /// Echo requests are answered by nobody in the namespace.
 const IGNORE_ECHOES: (&str, &str) = ("net.ipv4.icmp_echo_ignore_all", "1");
+/// ICMPv6 echo requests are answered by nobody in the namespace.
+const IGNORE_V6_ECHOES: (&str, &str) = ("net.ipv6.icmp.echo_ignore_all", "1");
 /// No group may open ICMP datagram sockets: root falls back to a raw socket.
 const NO_DATAGRAM: (&str, &str) = ("net.ipv4.ping_group_range", "1 0");
 /// Every group may open ICMP datagram sockets.
@@ -219,24 +221,40 @@ fn no_route_is_a_connect_failure() {
 #[test]
 fn icmp_errors_quoting_our_request_are_connect_failures() {
     // As root without datagram sockets: the errors come in on the raw socket.
-    assert_unreachable_by_forged_errors(NO_DATAGRAM, As::Root);
+    let run = answered_by_a_router(&[NO_DATAGRAM, IGNORE_ECHOES], As::Root, V4_TARGETS, false);
+    assert_host_unreachable(&run, V4_TARGETS, "127.0.0.1");
 }
 
 #[test]
 fn icmp_errors_reach_a_datagram_socket_through_its_error_queue() {
     // As nobody on a datagram socket the kernel queues the errors apart from the replies.
-    assert_unreachable_by_forged_errors(ANY_DATAGRAM, As::Nobody);
+    let run = answered_by_a_router(
+        &[ANY_DATAGRAM, IGNORE_ECHOES],
+        As::Nobody,
+        V4_TARGETS,
+        false,
+    );
+    assert_host_unreachable(&run, V4_TARGETS, "127.0.0.1");
+    let targets = &["icmp://[::1]"];
+    let run = answered_by_a_router(&[ANY_DATAGRAM, IGNORE_V6_ECHOES], As::Nobody, targets, true);
+    assert_host_unreachable(&run, targets, "::1");
 }
 
-/// Pings 127.0.0.7 and 127.0.0.8 as `user` in a namespace where `sockets` says which ICMP
-/// sockets may be opened, answers each echo request with a forged "host unreachable",
-/// and checks that both targets report it as `connect`.
-fn assert_unreachable_by_forged_errors(sockets: (&'static str, &'static str), user: As) {
+/// The targets a router answers with errors quoting all of the request, and its first 8
+/// bytes only (as RFC 792 allows).
+const V4_TARGETS: &[&str] = &["icmp://127.0.0.7", "icmp://127.0.0.8"];
+
+/// Pings `targets` as `user` in a fresh network namespace with `sysctls` set, while this
+/// test plays the router and answers each echo request with a forged "host unreachable".
+fn answered_by_a_router(
+    sysctls: &'static [(&'static str, &'static str)],
+    user: As,
+    targets: &'static [&'static str],
+    v6: bool,
+) -> Run {
     // A thread of this test enters a fresh network namespace (namespaces are per thread),
-    // where nothing answers echoes, starts the binary there, and plays the router: it sees
-    // each echo request on a raw socket and answers with "host unreachable" quoting it,
-    // in full for one target and only its first 8 bytes, as RFC 792 allows, for the other.
-    let results = thread::spawn(move || {
+    // starts the binary there, and sees each echo request on a raw socket.
+    thread::spawn(move || {
         // SAFETY: unshare(2) with CLONE_NEWNET changes only this thread's namespace.
         let entered = unsafe { libc::unshare(libc::CLONE_NEWNET) };
         assert_eq!(
@@ -246,35 +264,36 @@ fn assert_unreachable_by_forged_errors(sockets: (&'static str, &'static str), us
             std::io::Error::last_os_error()
         );
         let setup = Command::new("sh")
-            .args([
-                "-c",
-                &namespace_script(true, &[sockets, IGNORE_ECHOES]),
-                "sh",
-                "true",
-            ])
+            .args(["-c", &namespace_script(true, sysctls), "sh", "true"])
             .status()
             .expect("run sh");
         assert!(setup.success(), "cannot prepare the network namespace");
-        let router = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
-            .expect("a raw ICMP socket (root)");
+        let (domain, protocol, router_address) = if v6 {
+            (
+                Domain::IPV6,
+                Protocol::ICMPV6,
+                SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+            )
+        } else {
+            (
+                Domain::IPV4,
+                Protocol::ICMPV4,
+                SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            )
+        };
+        let router =
+            Socket::new(domain, Type::RAW, Some(protocol)).expect("a raw ICMP socket (root)");
         router
             .set_read_timeout(Some(Duration::from_millis(50)))
             .expect("a read timeout");
-        let child = Upcheck::new()
-            .format("json")
-            .args([
-                "-t",
-                "5s",
-                "-u",
-                "icmp://127.0.0.7",
-                "-u",
-                "icmp://127.0.0.8",
-            ])
-            .via(as_user(user))
-            .spawn();
+        let mut upcheck = Upcheck::new().format("json").args(["-t", "5s"]);
+        for target in targets {
+            upcheck = upcheck.args(["-u", target]);
+        }
+        let child = upcheck.via(as_user(user)).spawn();
         let mut answered = Vec::new();
         let started = Instant::now();
-        while answered.len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        while answered.len() < targets.len() && started.elapsed() < Duration::from_secs(10) {
             let mut buffer = [std::mem::MaybeUninit::new(0u8); 1500];
             let Ok((length, _)) = router.recv_from(&mut buffer) else {
                 continue;
@@ -284,21 +303,15 @@ fn assert_unreachable_by_forged_errors(sockets: (&'static str, &'static str), us
                 .iter()
                 .map(|byte| unsafe { byte.assume_init() })
                 .collect();
-            let header = usize::from(datagram[0] & 0x0f) * 4;
-            let to = Ipv4Addr::new(datagram[16], datagram[17], datagram[18], datagram[19]);
-            if datagram.get(header) != Some(&8) || answered.contains(&to) {
+            let forged = if v6 {
+                forge_v6(&datagram)
+            } else {
+                forge_v4(&datagram)
+            };
+            let Some((to, error)) = forged else { continue };
+            if answered.contains(&to) {
                 continue;
             }
-            let quoted = if to == Ipv4Addr::new(127, 0, 0, 7) {
-                &datagram[..]
-            } else {
-                &datagram[..header + 8]
-            };
-            let mut error = vec![3, 1, 0, 0, 0, 0, 0, 0];
-            error.extend_from_slice(quoted);
-            let checksum = checksum(&error);
-            error[2..4].copy_from_slice(&checksum.to_be_bytes());
-            let router_address = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
             router
                 .send_to(&error, &router_address.into())
                 .expect("send the forged error");
@@ -307,20 +320,54 @@ fn assert_unreachable_by_forged_errors(sockets: (&'static str, &'static str), us
         finish(child)
     })
     .join()
-    .expect("the router thread");
-    assert_eq!(
-        results.code,
-        Some(1),
-        "{}{}",
-        results.stdout,
-        results.stderr
-    );
-    let results = results.results();
-    for target in ["icmp://127.0.0.7", "icmp://127.0.0.8"] {
+    .expect("the router thread")
+}
+
+/// For an echo request as a raw ICMP socket reads it (IPv4 header first), where it went
+/// and a "host unreachable" quoting it: in full to 127.0.0.7, its first 8 bytes elsewhere.
+fn forge_v4(datagram: &[u8]) -> Option<(IpAddr, Vec<u8>)> {
+    let header = usize::from(datagram.first()? & 0x0f) * 4;
+    if datagram.get(header) != Some(&8) {
+        return None;
+    }
+    let to = Ipv4Addr::new(datagram[16], datagram[17], datagram[18], datagram[19]);
+    let quoted = if to == Ipv4Addr::new(127, 0, 0, 7) {
+        datagram
+    } else {
+        datagram.get(..header + 8)?
+    };
+    let mut error = vec![3, 1, 0, 0, 0, 0, 0, 0];
+    error.extend_from_slice(quoted);
+    let checksum = checksum(&error);
+    error[2..4].copy_from_slice(&checksum.to_be_bytes());
+    Some((IpAddr::V4(to), error))
+}
+
+/// For an ICMPv6 echo request to ::1 as a raw socket reads it (no IPv6 header), an
+/// "address unreachable" quoting it behind the IPv6 header it had; the kernel sums it.
+fn forge_v6(message: &[u8]) -> Option<(IpAddr, Vec<u8>)> {
+    if message.first() != Some(&128) {
+        return None;
+    }
+    let mut error = vec![1, 3, 0, 0, 0, 0, 0, 0, 0x60, 0, 0, 0];
+    error.extend_from_slice(&u16::try_from(message.len()).ok()?.to_be_bytes());
+    error.extend_from_slice(&[58, 64]);
+    error.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+    error.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+    error.extend_from_slice(message);
+    Some((IpAddr::V6(Ipv6Addr::LOCALHOST), error))
+}
+
+/// Checks that every one of `targets` failed as `connect`, reported by `router`.
+fn assert_host_unreachable(run: &Run, targets: &[&str], router: &str) {
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    let results = run.results();
+    for target in targets {
         let result = result_for(&results, target);
         assert_eq!(result["error_kind"], "connect", "{result}");
         assert_eq!(
-            result["error"], "host unreachable (reported by 127.0.0.1)",
+            result["error"],
+            format!("host unreachable (reported by {router})"),
             "{result}"
         );
     }
