@@ -440,7 +440,7 @@ async fn respond<S: AsyncWrite + Unpin>(
             std::future::pending().await
         }
         "trickle" => {
-            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n" {
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n" {
                 if !send_raw(stream, &[*byte]).await {
                     break;
                 }
@@ -461,7 +461,10 @@ async fn respond<S: AsyncWrite + Unpin>(
             Next::Reset
         }
         "big-headers" => {
-            let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n");
+            // It closes after answering, so it says so: a client may otherwise put the
+            // connection back in its pool and lose its next request to the close.
+            let mut head =
+                String::from("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n");
             for n in 0..64 {
                 head.push_str(&format!("X-Filler-{n:02}: {}\r\n", "f".repeat(1009)));
             }
