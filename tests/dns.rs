@@ -1,13 +1,8 @@
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::support::names::{Answering, DnsResponder, PrivateEtc};
+use crate::support::names::{loopback, Answering, DnsResponder, PrivateEtc};
 use crate::support::{list_file, path, Server, Upcheck};
-
-fn loopback() -> Vec<IpAddr> {
-    vec!["127.0.0.1".parse().unwrap()]
-}
 
 #[test]
 fn a_dead_resolver_delays_only_the_names_it_serves() {

@@ -1,13 +1,8 @@
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::support::names::{Answering, DnsResponder, PrivateEtc};
+use crate::support::names::{loopback, Answering, DnsResponder, PrivateEtc};
 use crate::support::{Server, Upcheck};
-
-fn loopback() -> Vec<IpAddr> {
-    vec!["127.0.0.1".parse().unwrap()]
-}
 
 #[test]
 fn names_come_from_the_private_hosts_file_and_the_test_resolver() {

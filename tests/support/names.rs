@@ -20,6 +20,11 @@ const TYPE_AAAA: u16 = 28;
 /// share port 53 of the same address.
 static NEXT_RESPONDER: AtomicU16 = AtomicU16::new(1);
 
+/// The answer for a name the tests serve: 127.0.0.1.
+pub fn loopback() -> Vec<IpAddr> {
+    vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+}
+
 /// How the responder treats a query.
 #[derive(Clone, Copy, Debug)]
 pub enum Answering {
