@@ -256,7 +256,7 @@ fn start_engine(settings: &Settings, started: Instant) -> anyhow::Result<Arc<Eng
             ..settings.limits
         },
         slow: settings.slow,
-        pacer: Pacer::new(settings.rate),
+        pacer: Arc::new(Pacer::new(settings.rate)),
         in_flight: InFlight::default(),
     }))
 }
