@@ -18,6 +18,7 @@
 //! checks.rs      checks files: [[check]] tables with per-target overrides
 //! shard.rs       which targets this shard of the list checks
 //! schedule.rs    feeding entries to probes within -c and --per-host
+//! workers.rs     --threads: hosts spread over worker threads, a runtime each
 //! rate.rs        pacing request starts (--rate)
 //! retry.rs       attempts, backoff and Retry-After, to one verdict
 //! probe/         one attempt at one target
@@ -76,6 +77,7 @@ mod stop;
 mod summary;
 mod target;
 mod values;
+mod workers;
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal};
@@ -146,10 +148,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         printed?;
         return Ok(exit::HEALTHY);
     }
-    // One runtime thread: probes wait on the network, not the CPU, and with several workers
-    // most of the CPU went to threads waking each other (futex) rather than to probing.
-    // The input reader and the reporter run on threads of their own; name resolution is
-    // async, on this one.
+    // A current-thread runtime: with tokio's multi-thread one, most of the CPU went to
+    // threads waking each other (futex) rather than to probing. It keeps signals, the
+    // deadline and the routing of entries; with `--threads 1` it probes too, otherwise each
+    // worker thread probes its hosts on a runtime of its own (see workers.rs). The input
+    // reader and the reporter run on threads of their own.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -170,23 +173,20 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
         Some((path, reset)) => Some(StateFile::open(path, *reset, inputs.regular_files())?),
         None => None,
     };
-    let engine = start_engine(&settings, started)?;
+    let in_flight = InFlight::default();
+    let engines = start_engines(&settings, started, &in_flight)?;
     let stop = watch_for_stops(&settings, started)?;
     let progress = Progress::new(settings.progress);
-    inflight::report_on_sigusr1(engine.in_flight.clone(), progress.clone())
+    inflight::report_on_sigusr1(in_flight.clone(), progress.clone())
         .context("cannot listen for SIGUSR1")?;
-    inflight::show_laggard(
-        engine.in_flight.clone(),
-        progress.clone(),
-        settings.target.timeout / 2,
-    );
+    inflight::show_laggard(in_flight, progress.clone(), settings.target.timeout / 2);
     let style = report_style(&settings, &output);
     let reporter = Reporter::new(style, output, progress.clone(), state);
 
     let shard = ShardFilter::new(settings.shard);
     let entries = inputs.stream(settings.target.clone(), progress.clone(), shard.clone());
     let (results, received) = mpsc::channel(RESULT_QUEUE);
-    let schedule = schedule::run(engine, entries, stop.clone(), progress, results);
+    let schedule = workers::start(engines, entries, stop.clone(), progress, results)?;
     let (mut reporter, input_end) = report_while(schedule, reporter, received).await?;
     let InputEnd {
         error: read_error,
@@ -233,9 +233,14 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     Ok(settings.format.exit_code(ending))
 }
 
-/// The probes' shared engine: the client, the limits (`-c` fitted to the open-file
-/// limit), retries, pacing, and the register of checks in flight.
-fn start_engine(settings: &Settings, started: Instant) -> anyhow::Result<Arc<Engine>> {
+/// The probes' engines, one per worker thread: each with its own client, its share of
+/// `-c` (fitted to the open-file limit), and the retries, pacing and `in_flight` register
+/// they all share.
+fn start_engines(
+    settings: &Settings,
+    started: Instant,
+    in_flight: &InFlight,
+) -> anyhow::Result<Vec<Arc<Engine>>> {
     if settings.client.insecure {
         eprintln!("upcheck: warning: --insecure: TLS certificates are not verified");
     }
@@ -243,22 +248,28 @@ fn start_engine(settings: &Settings, started: Instant) -> anyhow::Result<Arc<Eng
     if let Some(warning) = fd_warning {
         eprintln!("upcheck: {warning}");
     }
-    let prober = Prober::new(&settings.client, &settings.target.tls)
-        .context("cannot set up the HTTP client")?;
-    Ok(Arc::new(Engine {
-        prober,
-        policy: RetryPolicy {
-            retries: settings.retries,
-            deadline: settings.deadline.map(|deadline| started + deadline),
-        },
-        limits: Limits {
-            concurrency,
-            ..settings.limits
-        },
-        slow: settings.slow,
-        pacer: Pacer::new(settings.rate),
-        in_flight: InFlight::default(),
-    }))
+    let pacer = Arc::new(Pacer::new(settings.rate));
+    workers::shares(concurrency, settings.limits.per_host, settings.threads)
+        .into_iter()
+        .map(|share| {
+            let prober = Prober::new(&settings.client, &settings.target.tls)
+                .context("cannot set up the HTTP client")?;
+            Ok(Arc::new(Engine {
+                prober,
+                policy: RetryPolicy {
+                    retries: settings.retries,
+                    deadline: settings.deadline.map(|deadline| started + deadline),
+                },
+                limits: Limits {
+                    concurrency: share,
+                    ..settings.limits
+                },
+                slow: settings.slow,
+                pacer: pacer.clone(),
+                in_flight: in_flight.clone(),
+            }))
+        })
+        .collect()
 }
 
 /// What stops the run early: the deadline, counted from `started`, and signals.

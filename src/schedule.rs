@@ -58,8 +58,8 @@ pub(crate) struct Engine {
     pub(crate) limits: Limits,
     /// Healthy results slower than this are marked slow.
     pub(crate) slow: Option<Duration>,
-    /// Paces request starts (`--rate`).
-    pub(crate) pacer: Pacer,
+    /// Paces request starts (`--rate`), shared by every worker thread.
+    pub(crate) pacer: Arc<Pacer>,
     /// The targets being checked, for SIGUSR1 and the progress bar.
     pub(crate) in_flight: InFlight,
 }
@@ -71,11 +71,51 @@ pub(crate) struct Engine {
 /// their own, and `results` closes when the last one has reported.
 pub(crate) async fn run(
     engine: Arc<Engine>,
+    entries: mpsc::Receiver<Item>,
+    stop: Stop,
+    progress: Progress,
+    results: mpsc::Sender<TargetResult>,
+) -> InputEnd {
+    dispatch(engine, entries, stop, progress, results).await.0
+}
+
+/// Like [`run`], but returns only once every probe it started has sent its result: for a
+/// worker thread, whose runtime (and the probes on it) ends when this returns.
+pub(crate) async fn run_to_completion(
+    engine: Arc<Engine>,
+    entries: mpsc::Receiver<Item>,
+    stop: Stop,
+    progress: Progress,
+    results: mpsc::Sender<TargetResult>,
+) -> InputEnd {
+    let (input_end, mut in_flight) = dispatch(engine, entries, stop, progress, results).await;
+    in_flight.landed().await;
+    input_end
+}
+
+/// The probes a dispatcher started that have not finished yet.
+struct Flying {
+    count: usize,
+    finished: mpsc::UnboundedReceiver<String>,
+}
+
+impl Flying {
+    /// Waits until every one of them has finished (and so sent its result).
+    async fn landed(&mut self) {
+        while self.count > 0 && self.finished.recv().await.is_some() {
+            self.count -= 1;
+        }
+    }
+}
+
+/// [`run`]'s work, returning the probes still in flight too.
+async fn dispatch(
+    engine: Arc<Engine>,
     mut entries: mpsc::Receiver<Item>,
     mut stop: Stop,
     progress: Progress,
     results: mpsc::Sender<TargetResult>,
-) -> InputEnd {
+) -> (InputEnd, Flying) {
     let (done, mut finished) = mpsc::unbounded_channel();
     let mut dispatcher = Dispatcher {
         engine,
@@ -87,14 +127,20 @@ pub(crate) async fn run(
         parked: 0,
     };
     let (mut reading, mut read_error, mut last_read) = (true, None, None);
-    while reading || dispatcher.parked > 0 {
+    let input_end = loop {
+        if !(reading || dispatcher.parked > 0) {
+            break InputEnd {
+                error: read_error,
+                left_unread: false,
+            };
+        }
         tokio::select! {
             biased;
             reason = stop.stopped() => {
                 if !dispatcher.release_parked(reason).await {
-                    return InputEnd::default();
+                    break InputEnd::default();
                 }
-                return match read_error {
+                break match read_error {
                     Some(err) => InputEnd { error: Some(err), left_unread: false },
                     None if reading => {
                         settle_unread(entries, last_read, stop, progress, results).await
@@ -114,18 +160,19 @@ pub(crate) async fn run(
                         Err(invalid) => {
                             let unprobed = Unprobed { origin, text, kind: None, labels };
                             if !unprobed.send(&results, invalid_failure(invalid)).await {
-                                return InputEnd::default();
+                                break InputEnd::default();
                             }
                         }
                     }
                 }
             },
         }
-    }
-    InputEnd {
-        error: read_error,
-        left_unread: false,
-    }
+    };
+    let flying = Flying {
+        count: dispatcher.in_flight,
+        finished,
+    };
+    (input_end, flying)
 }
 
 /// A target ready to probe, with what its result needs.
@@ -244,7 +291,7 @@ impl Dispatcher {
 /// After a stop, reads the rest of the input without probing so every line gets its result,
 /// for as long as lines keep coming and at most [`SETTLE_LIMIT`]; `last_read` is where the
 /// input had been read up to.
-async fn settle_unread(
+pub(crate) async fn settle_unread(
     mut entries: mpsc::Receiver<Item>,
     mut last_read: Option<Origin>,
     stop: Stop,

@@ -61,3 +61,5 @@ mod trust_deadline;
 mod trust_leaks;
 // Trust breakers: proxies, out-of-range values, Retry-After 0, odd Locations, tcp hosts, SSL_CERT_FILE.
 mod trust_verdicts;
+// --threads: worker threads give the same results, and per-host limits hold across them.
+mod threads;
