@@ -112,9 +112,7 @@ impl Settings {
                 concurrency: cli.concurrency,
                 per_host: cli.per_host,
             },
-            threads: cli.threads.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            }),
+            threads: cli.threads,
             retries: cli.retries,
             deadline: cli.deadline,
             rate: cli.rate,
