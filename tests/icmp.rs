@@ -104,6 +104,30 @@ fn loopback_echoes_are_answered_with_their_round_trip() {
 }
 
 #[test]
+fn echoes_to_one_host_count_against_per_host() {
+    // Nothing answers, so each echo waits out its 5 s; the 1 s deadline ends the run while
+    // the first waits. With --per-host 1 the other two never start (0 attempts); with 3,
+    // all three are in flight.
+    let attempts = |per_host: &str| -> Vec<u64> {
+        let mut args = vec!["-f", "json", "--per-host", per_host, "-t", "5s", "-d", "1s"];
+        for _ in 0..3 {
+            args.extend(["-u", "icmp://127.0.0.9"]);
+        }
+        let run = in_namespace(true, &[NO_DATAGRAM, IGNORE_ECHOES], As::Root, &args);
+        assert_eq!(run.code, Some(3), "{}{}", run.stdout, run.stderr);
+        run.results()
+            .iter()
+            .map(|result| {
+                assert_eq!(result["error_kind"], "deadline", "{result}");
+                result["attempts"].as_u64().unwrap_or(u64::MAX)
+            })
+            .collect()
+    };
+    assert_eq!(attempts("1"), [1, 0, 0]);
+    assert_eq!(attempts("3"), [1, 1, 1]);
+}
+
+#[test]
 fn a_raw_socket_ignores_our_own_requests_so_silence_times_out_and_is_retried() {
     // As root without datagram sockets the probe reads a raw socket, which sees our own
     // echo requests go by on loopback: taking one for a reply would make this healthy.
