@@ -128,6 +128,28 @@ fn echoes_to_one_host_count_against_per_host() {
 }
 
 #[test]
+fn echoes_are_paced_by_rate() {
+    // One start every 2 s: at 0 s and 2 s, and the third would be at 4 s, past the 3 s
+    // deadline. Unpaced, all three would start at once.
+    let mut args = vec!["-f", "json", "--rate", "0.5", "-t", "10s", "-d", "3s"];
+    for target in [
+        "icmp://127.0.0.11",
+        "icmp://127.0.0.12",
+        "icmp://127.0.0.13",
+    ] {
+        args.extend(["-u", target]);
+    }
+    let run = in_namespace(true, &[NO_DATAGRAM, IGNORE_ECHOES], As::Root, &args);
+    assert_eq!(run.code, Some(3), "{}{}", run.stdout, run.stderr);
+    let attempts: Vec<u64> = run
+        .results()
+        .iter()
+        .map(|result| result["attempts"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    assert_eq!(attempts, [1, 1, 0]);
+}
+
+#[test]
 fn a_raw_socket_ignores_our_own_requests_so_silence_times_out_and_is_retried() {
     // As root without datagram sockets the probe reads a raw socket, which sees our own
     // echo requests go by on loopback: taking one for a reply would make this healthy.
