@@ -1,7 +1,7 @@
 use std::fs::File;
 use std::process::Stdio;
 
-use crate::support::{finish, list_bytes, list_file, path, upcheck, Server, Upcheck};
+use crate::support::{char_device, finish, list_bytes, list_file, path, upcheck, Server, Upcheck};
 
 /// A run under `sh -c 'ulimit ULIMIT && exec upcheck ARGS'`.
 fn with_ulimit(ulimit: &str) -> Upcheck {
@@ -89,10 +89,14 @@ fn running_out_of_files_is_back_pressure_not_failure() {
 #[test]
 fn a_full_stdout_is_an_error_on_stderr() {
     let server = Server::start();
+    // The full device (1:7), made in a temporary directory: tests never write under /dev.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let node = dir.path().join("full");
+    char_device(&node, 1, 7);
     let full = File::options()
         .write(true)
-        .open("/dev/full")
-        .expect("open /dev/full");
+        .open(&node)
+        .expect("open the full device");
     let mut command = crate::support::command();
     command
         .args(["-u", &server.url("/ok")])

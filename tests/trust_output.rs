@@ -6,31 +6,10 @@ use std::ffi::CString;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
 use std::process::Stdio;
 use std::thread;
 
-use crate::support::{command, finish, upcheck, Server};
-
-/// Makes a character device node `major:minor` at `path` (root only, in a temporary dir).
-fn char_device(path: &Path, major: u32, minor: u32) {
-    let name = CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string; mknod only creates the node it is asked for.
-    let made = unsafe {
-        libc::mknod(
-            name.as_ptr(),
-            libc::S_IFCHR | 0o666,
-            libc::makedev(major, minor),
-        )
-    };
-    assert_eq!(
-        made,
-        0,
-        "mknod {}: {}",
-        path.display(),
-        std::io::Error::last_os_error()
-    );
-}
+use crate::support::{char_device, command, finish, upcheck, Server};
 
 #[test]
 fn device_nodes_are_written_into_and_stay_devices() {

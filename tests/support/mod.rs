@@ -6,6 +6,7 @@ pub mod server;
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -181,22 +182,30 @@ impl Upcheck {
 
     /// Runs to the end (at most [`HANG_LIMIT`]).
     pub fn run(self) -> Run {
-        finish(self.spawn())
+        // script's own record of the terminal goes to a file of the test's, never /dev.
+        let typescript = tempfile::tempdir().expect("a directory for script's record");
+        finish(self.start(Some(&typescript.path().join("typescript"))))
     }
 
     /// Starts the run with piped stdout and stderr, for a test that reads or signals it
     /// before [`finish`]ing it.
     pub fn spawn(self) -> Child {
+        self.start(None)
+    }
+
+    /// Starts the run; on a terminal, `script` records it into `typescript`.
+    fn start(self, typescript: Option<&Path>) -> Child {
         let mut argv = self.launcher;
         argv.push(env!("CARGO_BIN_EXE_upcheck").into());
         argv.extend(self.args);
         let mut command = if self.terminal {
             // -e: script exits with the binary's status; -q: it adds no banner.
+            let typescript = typescript.expect("a run on a terminal is started with run()");
             let mut command = clean_command("script");
             command.args([
                 OsStr::new("-qec"),
                 &shell_words(&argv),
-                OsStr::new("/dev/null"),
+                typescript.as_os_str(),
             ]);
             command
         } else {
@@ -298,6 +307,26 @@ pub fn with_open_stdin(args: &[&str]) -> (Child, ChildStdin) {
         .expect("start upcheck");
     let stdin = child.stdin.take().expect("piped stdin");
     (child, stdin)
+}
+
+/// Makes a character device node `major:minor` at `path` (root only, in a temporary dir).
+pub fn char_device(path: &Path, major: u32, minor: u32) {
+    let name = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mknod only creates the node it is asked for.
+    let made = unsafe {
+        libc::mknod(
+            name.as_ptr(),
+            libc::S_IFCHR | 0o666,
+            libc::makedev(major, minor),
+        )
+    };
+    assert_eq!(
+        made,
+        0,
+        "mknod {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Polls `done` until it holds, failing the test if that takes longer than [`HANG_LIMIT`].
