@@ -59,9 +59,9 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value = "10", value_parser = parse_count)]
     pub(crate) per_host: usize,
 
-    /// Worker threads, each checking its share of the hosts (try the number of cores for TLS-heavy lists)
-    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_count)]
-    pub(crate) threads: usize,
+    /// Worker threads, each checking the hosts that hash to it [default: the number of cores]
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub(crate) threads: Option<usize>,
 
     /// Start at most N requests per second over the whole run, retries included (0.5: one every 2s)
     #[arg(long, value_name = "N", value_parser = Rate::parse)]

@@ -28,6 +28,9 @@ const SHOWN_PREFIX_BYTES: usize = 80;
 /// Lines read ahead of the scheduler: enough to keep it busy, small enough that memory stays flat.
 const READ_AHEAD: usize = 1024;
 
+/// Room the reader waits for once it has filled [`READ_AHEAD`].
+const READ_BATCH: usize = READ_AHEAD / 4;
+
 /// One line of input: where it came from, what was written, and what it means.
 #[derive(Debug)]
 pub(crate) struct Entry {
@@ -316,12 +319,26 @@ impl Outlet {
             entry.text = shown;
         }
         self.progress.target_read();
-        self.sender.blocking_send(Ok(entry)).is_ok()
+        self.send(Ok(entry))
     }
 
     /// Passes on the error that stopped reading.
     fn error(&self, err: anyhow::Error) {
-        let _ = self.sender.blocking_send(Err(err));
+        self.send(Err(err));
+    }
+
+    /// Sends `item`, waiting first for room for a [`READ_BATCH`] when the scheduler is
+    /// behind: waiting for a single free slot had the scheduler wake this thread for every
+    /// entry it took. False when the scheduler has gone.
+    fn send(&self, item: Item) -> bool {
+        if self.sender.capacity() == 0 {
+            // The room is only waited for: dropping the permits hands it back to the
+            // channel, where this thread, the only sender, finds it.
+            if futures::executor::block_on(self.sender.reserve_many(READ_BATCH)).is_err() {
+                return false;
+            }
+        }
+        self.sender.blocking_send(item).is_ok()
     }
 }
 

@@ -86,7 +86,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::error::ErrorKind as ClapErrorKind;
 use clap::Parser;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 pub use cli::Cli;
@@ -101,7 +101,7 @@ use crate::progress::Progress;
 use crate::rate::Pacer;
 use crate::report::{nagios, ReportStyle, Reporter};
 use crate::retry::RetryPolicy;
-use crate::schedule::{Engine, InputEnd, Limits};
+use crate::schedule::{Engine, InputEnd};
 use crate::settings::Settings;
 use crate::shard::ShardFilter;
 use crate::state::StateFile;
@@ -150,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     // A current-thread runtime: with tokio's multi-thread one, most of the CPU went to
     // threads waking each other (futex) rather than to probing. It keeps signals, the
-    // deadline and the routing of entries; with `--threads 1` it probes too, otherwise each
+    // deadline and the routing of entries, and probes as the first worker; each further
     // worker thread probes its hosts on a runtime of its own (see workers.rs). The input
     // reader and the reporter run on threads of their own.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -233,9 +233,9 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     Ok(settings.format.exit_code(ending))
 }
 
-/// The probes' engines, one per worker thread: each with its own client, its share of
-/// `-c` (fitted to the open-file limit), and the retries, pacing and `in_flight` register
-/// they all share.
+/// The probes' engines, one per worker thread: each with its own client, and the `-c`
+/// slots (fitted to the open-file limit), retries, pacing and `in_flight` register they
+/// all share.
 fn start_engines(
     settings: &Settings,
     started: Instant,
@@ -249,9 +249,10 @@ fn start_engines(
         eprintln!("upcheck: {warning}");
     }
     let pacer = Arc::new(Pacer::new(settings.rate));
-    workers::shares(concurrency, settings.limits.per_host, settings.threads)
-        .into_iter()
-        .map(|share| {
+    let slots = Arc::new(Semaphore::new(concurrency.min(Semaphore::MAX_PERMITS)));
+    // More workers than slots would only idle.
+    (0..settings.threads.min(concurrency))
+        .map(|_| {
             let prober = Prober::new(&settings.client, &settings.target.tls)
                 .context("cannot set up the HTTP client")?;
             Ok(Arc::new(Engine {
@@ -260,10 +261,8 @@ fn start_engines(
                     retries: settings.retries,
                     deadline: settings.deadline.map(|deadline| started + deadline),
                 },
-                limits: Limits {
-                    concurrency: share,
-                    ..settings.limits
-                },
+                slots: slots.clone(),
+                per_host: settings.limits.per_host,
                 slow: settings.slow,
                 pacer: pacer.clone(),
                 in_flight: in_flight.clone(),

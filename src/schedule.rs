@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::inflight::InFlight;
 use crate::input::{Entry, Item};
@@ -54,8 +54,10 @@ pub(crate) struct Engine {
     pub(crate) prober: Prober,
     /// Retries and deadline.
     pub(crate) policy: RetryPolicy,
-    /// Concurrency bounds.
-    pub(crate) limits: Limits,
+    /// The run's `-c` slots, shared by every worker's engine: a probe holds one while it runs.
+    pub(crate) slots: Arc<Semaphore>,
+    /// Probes in flight at once to one host:port (one host is always checked by one engine).
+    pub(crate) per_host: usize,
     /// Healthy results slower than this are marked slow.
     pub(crate) slow: Option<Duration>,
     /// Paces request starts (`--rate`), shared by every worker thread.
@@ -123,21 +125,28 @@ async fn dispatch(
         results: results.clone(),
         done,
         hosts: HashMap::new(),
+        ready: VecDeque::new(),
         in_flight: 0,
         parked: 0,
     };
+    let slots = dispatcher.engine.slots.clone();
     let (mut reading, mut read_error, mut last_read) = (true, None, None);
     let input_end = loop {
-        if !(reading || dispatcher.parked > 0) {
+        if !(reading || dispatcher.is_holding()) {
             break InputEnd {
                 error: read_error,
                 left_unread: false,
             };
         }
+        let may_read = reading && dispatcher.may_look_ahead();
+        // Only a dispatcher with nothing in flight waits on the other workers for a slot:
+        // one with probes of its own is woken by them, without a wake-up across threads.
+        let waits_for_slot = dispatcher.in_flight == 0
+            && (!dispatcher.ready.is_empty() || (may_read && slots.available_permits() == 0));
         tokio::select! {
             biased;
             reason = stop.stopped() => {
-                if !dispatcher.release_parked(reason).await {
+                if !dispatcher.release_held(reason).await {
                     break InputEnd::default();
                 }
                 break match read_error {
@@ -149,7 +158,12 @@ async fn dispatch(
                 };
             }
             Some(host) = finished.recv() => dispatcher.finished(host),
-            item = entries.recv(), if reading && dispatcher.has_room() => match item {
+            // The semaphore is never closed.
+            Ok(slot) = slots.clone().acquire_owned(), if waits_for_slot => {
+                dispatcher.launch_with(slot);
+                dispatcher.launch_ready();
+            }
+            item = entries.recv(), if may_read && slots.available_permits() > 0 => match item {
                 None => reading = false,
                 Some(Err(err)) => (reading, read_error) = (false, Some(err)),
                 Some(Ok(entry)) => {
@@ -196,7 +210,8 @@ impl Pending {
     }
 }
 
-/// One host:port's probes in flight, and the targets parked until one of them finishes.
+/// One host:port's probes in flight or ready to start, and the targets parked until one
+/// of them finishes.
 #[derive(Default)]
 struct HostQueue {
     running: usize,
@@ -212,49 +227,72 @@ struct Dispatcher {
     results: mpsc::Sender<TargetResult>,
     done: mpsc::UnboundedSender<String>,
     hosts: HashMap<String, HostQueue>,
+    /// Targets whose host has room, waiting for a `-c` slot that another worker holds.
+    ready: VecDeque<Pending>,
     in_flight: usize,
     parked: usize,
 }
 
 impl Dispatcher {
-    /// Whether another entry may be taken from the input.
-    fn has_room(&self) -> bool {
-        self.in_flight < self.engine.limits.concurrency && self.parked < MAX_PARKED
+    /// Whether the reader may look further ahead: nothing waits for a `-c` slot, and the
+    /// parked targets are within their bound.
+    fn may_look_ahead(&self) -> bool {
+        self.ready.is_empty() && self.parked < MAX_PARKED
     }
 
-    /// Starts `pending` if its host has a free slot, else parks it behind that host.
+    /// Whether targets read are still waiting to start.
+    fn is_holding(&self) -> bool {
+        self.parked > 0 || !self.ready.is_empty()
+    }
+
+    /// Queues `pending` to start if its host has a free slot, else parks it behind that host.
     fn start_or_park(&mut self, pending: Pending) {
-        let host = pending.target.host_key();
-        let queue = self.hosts.entry(host.clone()).or_default();
-        if queue.running < self.engine.limits.per_host {
+        let queue = self.hosts.entry(pending.target.host_key()).or_default();
+        if queue.running < self.engine.per_host {
             queue.running += 1;
-            self.spawn(host, pending);
+            self.ready.push_back(pending);
+            self.launch_ready();
         } else {
             queue.parked.push_back(pending);
             self.parked += 1;
         }
     }
 
-    /// A probe to `host` has finished: its slot goes to the next target parked behind
-    /// that host (the `-c` slot it frees makes room for it), or is given back.
+    /// A probe to `host` has finished (and given back its `-c` slot): its host slot goes
+    /// to the next target parked behind that host, or is given back.
     fn finished(&mut self, host: String) {
         self.in_flight -= 1;
-        let Some(queue) = self.hosts.get_mut(&host) else {
-            return;
-        };
-        if let Some(next) = queue.parked.pop_front() {
-            self.parked -= 1;
-            self.spawn(host, next);
-            return;
+        if let Some(queue) = self.hosts.get_mut(&host) {
+            if let Some(next) = queue.parked.pop_front() {
+                self.parked -= 1;
+                self.ready.push_back(next);
+            } else {
+                queue.running -= 1;
+                if queue.running == 0 {
+                    self.hosts.remove(&host);
+                }
+            }
         }
-        queue.running -= 1;
-        if queue.running == 0 {
-            self.hosts.remove(&host);
+        self.launch_ready();
+    }
+
+    /// Starts ready targets while `-c` slots are free.
+    fn launch_ready(&mut self) {
+        while !self.ready.is_empty() {
+            let Ok(slot) = self.engine.slots.clone().try_acquire_owned() else {
+                return;
+            };
+            self.launch_with(slot);
         }
     }
 
-    fn spawn(&mut self, host: String, pending: Pending) {
+    /// Starts the first ready target with `slot`; with none ready, the slot goes back.
+    fn launch_with(&mut self, slot: OwnedSemaphorePermit) {
+        let Some(pending) = self.ready.pop_front() else {
+            return;
+        };
         self.in_flight += 1;
+        let host = pending.target.host_key();
         let task = Task {
             engine: self.engine.clone(),
             pending,
@@ -264,23 +302,27 @@ impl Dispatcher {
         let done = self.done.clone();
         tokio::spawn(async move {
             task.run().await;
+            // Given back before the dispatcher hears of it, so it can start the next at once.
+            drop(slot);
             // The dispatcher may be gone when the run is ending; then nobody needs to know.
             let _ = done.send(host);
         });
     }
 
-    /// After a stop, gives every parked target the stop's failure; false when the report
-    /// has ended.
-    async fn release_parked(&mut self, reason: StopReason) -> bool {
-        for queue in self.hosts.values_mut() {
-            for pending in queue.parked.drain(..) {
-                if !pending
-                    .unprobed()
-                    .send(&self.results, reason.failure())
-                    .await
-                {
-                    return false;
-                }
+    /// After a stop, gives every target that has not started the stop's failure; false
+    /// when the report has ended.
+    async fn release_held(&mut self, reason: StopReason) -> bool {
+        let parked = self
+            .hosts
+            .values_mut()
+            .flat_map(|queue| queue.parked.drain(..));
+        for pending in self.ready.drain(..).chain(parked) {
+            if !pending
+                .unprobed()
+                .send(&self.results, reason.failure())
+                .await
+            {
+                return false;
             }
         }
         self.parked = 0;

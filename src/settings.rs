@@ -36,7 +36,7 @@ pub(crate) struct Settings {
     pub(crate) client: ClientSettings,
     /// Probes in flight, over all hosts (before fitting the open-file limit) and per host.
     pub(crate) limits: Limits,
-    /// Worker threads (`--threads`), each with a runtime of its own; `-c` is divided among them.
+    /// Worker threads (`--threads`, else the cores), each with a runtime of its own.
     pub(crate) threads: usize,
     /// Extra attempts after a transient failure.
     pub(crate) retries: u32,
@@ -112,7 +112,9 @@ impl Settings {
                 concurrency: cli.concurrency,
                 per_host: cli.per_host,
             },
-            threads: cli.threads,
+            threads: cli.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
             retries: cli.retries,
             deadline: cli.deadline,
             rate: cli.rate,

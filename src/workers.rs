@@ -1,10 +1,10 @@
 //! Worker threads (`--threads`): each has a runtime of its own and checks the hosts that
 //! hash to it, so TLS handshakes use every core while no thread wakes another for a probe.
 //!
-//! The main runtime keeps the signals, the deadline, the input and the report; it routes
-//! each entry to its host's worker. One host's connections and `--per-host` limit live on
-//! one worker; `-c` is divided among the workers; `--rate` and the register of checks in
-//! flight are shared.
+//! The main runtime keeps the signals, the deadline and the input, routes each entry to
+//! its host's worker, and is the first worker itself. One host's connections and
+//! `--per-host` limit live on one worker; the `-c` slots, `--rate` and the register of
+//! checks in flight are shared.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,23 +27,8 @@ const WORKER_QUEUE: usize = 256;
 /// The checking of a whole input, on one or more workers: ends as [`schedule::run`] does.
 pub(crate) type Schedule = Pin<Box<dyn Future<Output = InputEnd>>>;
 
-/// Each worker's share of `concurrency` probes in flight, for up to `threads` workers.
-///
-/// Only as many workers as can each hold a host's whole `per_host` limit: one host's
-/// probes all run on one worker, so a smaller share would cut a single busy host below
-/// what one thread gives it. The remainder goes one each to the first workers, so the
-/// shares add up to `concurrency` exactly.
-pub(crate) fn shares(concurrency: usize, per_host: usize, threads: usize) -> Vec<usize> {
-    let fit = concurrency / per_host.max(1);
-    let workers = threads.min(fit).max(1);
-    let (each, extra) = (concurrency / workers, concurrency % workers);
-    (0..workers)
-        .map(|worker| each + usize::from(worker < extra))
-        .collect()
-}
-
 /// Starts checking every entry of `entries`, one result per entry to `results`, with one
-/// engine per worker. A single engine runs on the caller's runtime, as it always has.
+/// engine per worker: the first on the caller's runtime, each other on a thread of its own.
 pub(crate) fn start(
     mut engines: Vec<Arc<Engine>>,
     entries: mpsc::Receiver<Item>,
@@ -59,6 +44,9 @@ pub(crate) fn start(
     }
     let mut queues = Vec::with_capacity(engines.len());
     let mut ends = Vec::with_capacity(engines.len());
+    let first = engines.remove(0);
+    let (first_queue, first_queued) = mpsc::channel(WORKER_QUEUE);
+    queues.push(first_queue);
     for (index, engine) in engines.into_iter().enumerate() {
         let (queue, queued) = mpsc::channel(WORKER_QUEUE);
         let (end, ended) = oneshot::channel();
@@ -68,7 +56,7 @@ pub(crate) fn start(
             .context("cannot start a worker's async runtime")?;
         let (stop, progress, results) = (stop.clone(), progress.clone(), results.clone());
         thread::Builder::new()
-            .name(format!("upcheck-worker-{index}"))
+            .name(format!("upcheck-worker-{}", index + 1))
             .spawn(move || {
                 // Held until the end is sent: the report must not end (its last sender
                 // gone) before the main thread can know how this worker's input ended.
@@ -87,13 +75,19 @@ pub(crate) fn start(
         ends.push(ended);
     }
     Ok(Box::pin(async move {
-        let mut input_end = route(entries, queues, stop, progress, results).await;
+        let first_worker = schedule::run(
+            first,
+            first_queued,
+            stop.clone(),
+            progress.clone(),
+            results.clone(),
+        );
+        let routed = route(entries, queues, stop, progress, results);
+        let (mut input_end, first_end) = tokio::join!(routed, first_worker);
+        merge(&mut input_end, first_end);
         for ended in ends {
             match ended.await {
-                Ok(worker_end) => {
-                    input_end.left_unread |= worker_end.left_unread;
-                    input_end.error = input_end.error.or(worker_end.error);
-                }
+                Ok(worker_end) => merge(&mut input_end, worker_end),
                 Err(_) => {
                     let lost = anyhow!("a worker thread stopped before its targets were checked");
                     input_end.error = input_end.error.or(Some(lost));
@@ -102,6 +96,12 @@ pub(crate) fn start(
         }
         input_end
     }))
+}
+
+/// Adds how one worker's input ended to how the whole input did.
+fn merge(input_end: &mut InputEnd, worker_end: InputEnd) {
+    input_end.left_unread |= worker_end.left_unread;
+    input_end.error = input_end.error.take().or(worker_end.error);
 }
 
 /// Sends each entry to its host's worker until the input ends or the run is stopped; after
@@ -153,16 +153,6 @@ fn worker_for(host: &str, workers: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shares_add_up_to_c_and_each_holds_a_whole_host() {
-        assert_eq!(shares(50, 10, 2), vec![25, 25]);
-        assert_eq!(shares(50, 10, 8), vec![10, 10, 10, 10, 10]);
-        assert_eq!(shares(45, 10, 8), vec![12, 11, 11, 11]);
-        assert_eq!(shares(4, 50, 2), vec![4]);
-        assert_eq!(shares(19, 10, 2), vec![19]);
-        assert_eq!(shares(10, 1, 1), vec![10]);
-    }
 
     #[test]
     fn one_host_always_goes_to_one_worker() {

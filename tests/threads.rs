@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -99,12 +100,75 @@ fn per_host_holds_for_every_host_with_two_threads() {
 }
 
 #[test]
-fn each_thread_asked_for_probes_on_a_thread_of_its_own() {
-    for (threads, workers) in [("1", 0), ("2", 2)] {
+fn the_c_slots_are_shared_by_every_thread() {
+    // Ten hosts, three probes each at a time: -c 30 keeps all ten busy together wherever
+    // their hosts hash, where a share of -c per worker left the hosts of a crowded worker
+    // waiting while the other worker's share idled.
+    let servers: Vec<Server> = (0..10).map(|_| Server::start()).collect();
+    let lines: Vec<String> = servers
+        .iter()
+        .flat_map(|server| (0..6).map(|n| server.url(&format!("/slow/400?{n}"))))
+        .collect();
+    let list = list_file(&lines);
+    let run = upcheck(&[
+        "--threads",
+        "2",
+        "-c",
+        "30",
+        "--per-host",
+        "3",
+        "-f",
+        "jsonl",
+        path(&list),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.jsonl().len(), 60);
+    let mut starts: Vec<Instant> = servers
+        .iter()
+        .flat_map(|server| server.seen().requests)
+        .map(|request| request.at)
+        .collect();
+    starts.sort();
+    assert_eq!(starts.len(), 60);
+    let answer = Duration::from_millis(400);
+    // A probe starts only after the one whose slot it takes was answered, so requests less
+    // than one answer apart were in flight together: never more than -c.
+    for (index, start) in starts.iter().enumerate() {
+        let together = starts[..index]
+            .iter()
+            .filter(|earlier| start.duration_since(**earlier) < answer)
+            .count();
+        assert!(
+            together < 30,
+            "request {index} had {together} before it in flight"
+        );
+    }
+    let first_round = starts[29].duration_since(starts[0]);
+    assert!(
+        first_round < Duration::from_millis(300),
+        "the 30th probe started {first_round:?} after the first"
+    );
+}
+
+#[test]
+fn each_thread_beyond_the_first_probes_on_a_thread_of_its_own() {
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let default = ["-d", "2s", "-f", "jsonl", "-"];
+    let with_threads = |threads: &'static str| {
+        let mut args = vec!["--threads", threads];
+        args.extend(default);
+        args
+    };
+    // The main thread is the first worker; with no --threads there is one per core.
+    for (args, workers) in [
+        (with_threads("1"), 0),
+        (with_threads("2"), 1),
+        (with_threads("3"), 2),
+        (default.to_vec(), cores - 1),
+    ] {
         let server = Server::start();
         // Standard input held open: no worker has seen the end of its input yet.
-        let (child, mut stdin) =
-            with_open_stdin(&["--threads", threads, "-d", "2s", "-f", "jsonl", "-"]);
+        let (child, mut stdin) = with_open_stdin(&args);
         writeln!(stdin, "{}", server.url("/hang")).unwrap();
         wait_until("the target is in flight", || {
             server.seen().max_in_flight >= 1
@@ -116,7 +180,7 @@ fn each_thread_asked_for_probes_on_a_thread_of_its_own() {
             .iter()
             .filter(|name| name.starts_with("upcheck-worker"))
             .count();
-        assert_eq!(started, workers, "--threads {threads}: {names:?}");
+        assert_eq!(started, workers, "{args:?}: {names:?}");
         assert_eq!(
             run.code,
             Some(3),

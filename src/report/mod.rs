@@ -49,6 +49,11 @@ impl Format {
 /// Bytes of formatted output held before writing, whether or not more results are queued.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
+/// How long the reporter lets results gather after printing a batch: short enough that
+/// nobody sees the lag, long enough that fast runs print in batches rather than waking it
+/// for each result.
+const REPORT_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// How the reporter prints.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ReportStyle {
@@ -105,6 +110,10 @@ impl<W: Write> Reporter<W> {
                 self.record(result)?;
             }
             self.write_pending()?;
+            // A reporter waiting on an empty queue must be woken by the next result: on fast
+            // runs that was a futex call per result on every probing thread. Results that
+            // come in during the pause are taken in one go, and no one waits on the pause.
+            std::thread::sleep(REPORT_PAUSE);
         }
         Ok(())
     }

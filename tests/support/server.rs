@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -278,8 +280,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, tracked: &mut Track
             seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
             seen.note_busy();
         }
-        let next = respond(stream.get_mut(), &request, &seen).await;
-        lock(&seen).in_flight -= 1;
+        let mut answering = Answering {
+            stream: stream.get_mut(),
+            seen: &seen,
+            answered: false,
+        };
+        let next = respond(&mut answering, &request, &seen).await;
+        answering.answer();
         match next {
             Next::KeepOpen => {}
             Next::Close => return None,
@@ -287,6 +294,44 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, tracked: &mut Track
         }
     }
     None
+}
+
+/// A connection's writer that ends its request's time in flight as the answer starts to
+/// go out: the client may act on the answer (and start its next probe) before the task
+/// that wrote it runs again.
+struct Answering<'a, S> {
+    stream: &'a mut S,
+    seen: &'a Mutex<Seen>,
+    answered: bool,
+}
+
+impl<S> Answering<'_, S> {
+    /// Notes the request answered, once.
+    fn answer(&mut self) {
+        if !self.answered {
+            self.answered = true;
+            lock(self.seen).in_flight -= 1;
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Answering<'_, S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.answer();
+        Pin::new(&mut *self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.stream).poll_shutdown(cx)
+    }
 }
 
 async fn read_request<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> Option<Request> {
