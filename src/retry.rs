@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::inflight::Ticket;
 use crate::outcome::{ErrorKind, Failure, Verdict};
-use crate::probe::{Attempt, Prober, TargetSettings};
+use crate::probe::{Attempt, Prober, Reuse, TargetSettings};
 use crate::rate::Pacer;
 use crate::target::Target;
 use crate::values::human_duration;
@@ -70,6 +70,7 @@ pub(crate) async fn until_final(
     pacer: &Pacer,
     target: &Target,
     settings: &TargetSettings,
+    reuse: Reuse,
     policy: RetryPolicy,
     log: &mut AttemptLog,
 ) -> Verdict {
@@ -80,7 +81,7 @@ pub(crate) async fn until_final(
         if let Some(ticket) = &log.ticket {
             ticket.attempt(log.attempts);
         }
-        let attempt = prober.attempt(target, settings).await;
+        let attempt = prober.attempt(target, settings, reuse).await;
         // Out of file descriptors is back-pressure: wait for sockets to free up, without
         // counting an attempt, for as long as one attempt may take.
         if attempt.out_of_files && waited_for_files < settings.timeout {

@@ -10,10 +10,11 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use crate::inflight::InFlight;
 use crate::input::{Entry, Item};
 use crate::outcome::{ErrorKind, Failure, TargetResult, Verdict};
-use crate::probe::{Prober, TargetSettings};
+use crate::probe::{Prober, Reuse, TargetSettings};
 use crate::progress::Progress;
 use crate::rate::Pacer;
 use crate::retry::{self, AttemptLog, RetryPolicy};
+use crate::shard::fnv1a_64;
 use crate::stop::{Stop, StopReason};
 use crate::target::{Labels, Origin, Target, TargetKind};
 use crate::values::human_duration;
@@ -38,6 +39,11 @@ pub(crate) struct InputEnd {
 /// Targets parked behind busy hosts while the reader looks ahead for other hosts: enough
 /// to keep every slot busy on a list sorted by host, few enough that memory stays flat.
 const MAX_PARKED: usize = 4096;
+
+/// Targets read lately whose hosts are remembered: a host among them is expected again,
+/// so its connections are kept. At full speed (about 16,000 checks/s) this is about the
+/// pool's idle timeout, after which a kept connection would be gone anyway.
+const RECENT_READS: usize = 4096;
 
 /// The two bounds on probes in flight.
 #[derive(Clone, Copy, Debug)]
@@ -125,6 +131,7 @@ async fn dispatch(
         results: results.clone(),
         done,
         hosts: HashMap::new(),
+        recent: RecentHosts::default(),
         ready: VecDeque::new(),
         in_flight: 0,
         parked: 0,
@@ -227,6 +234,8 @@ struct Dispatcher {
     results: mpsc::Sender<TargetResult>,
     done: mpsc::UnboundedSender<String>,
     hosts: HashMap<String, HostQueue>,
+    /// The hosts of the targets read lately, to tell which connections are worth keeping.
+    recent: RecentHosts,
     /// Targets whose host has room, waiting for a `-c` slot that another worker holds.
     ready: VecDeque<Pending>,
     in_flight: usize,
@@ -247,7 +256,9 @@ impl Dispatcher {
 
     /// Queues `pending` to start if its host has a free slot, else parks it behind that host.
     fn start_or_park(&mut self, pending: Pending) {
-        let queue = self.hosts.entry(pending.target.host_key()).or_default();
+        let host = pending.target.host_key();
+        self.recent.note(&host);
+        let queue = self.hosts.entry(host).or_default();
         if queue.running < self.engine.per_host {
             queue.running += 1;
             self.ready.push_back(pending);
@@ -293,9 +304,15 @@ impl Dispatcher {
         };
         self.in_flight += 1;
         let host = pending.target.host_key();
+        let reuse = if self.recent.count(&host) > 1 {
+            Reuse::Keep
+        } else {
+            Reuse::Close
+        };
         let task = Task {
             engine: self.engine.clone(),
             pending,
+            reuse,
             stop: self.stop.clone(),
             results: self.results.clone(),
         };
@@ -328,6 +345,43 @@ impl Dispatcher {
         self.parked = 0;
         true
     }
+}
+
+/// The hosts of the last [`RECENT_READS`] targets read, as fingerprints with their counts:
+/// memory that does not grow with the list.
+#[derive(Default)]
+struct RecentHosts {
+    order: VecDeque<u64>,
+    counts: HashMap<u64, u32>,
+}
+
+impl RecentHosts {
+    /// Notes a target of `host` read, forgetting the oldest read beyond the window.
+    fn note(&mut self, host: &str) {
+        let print = fingerprint(host);
+        self.order.push_back(print);
+        *self.counts.entry(print).or_default() += 1;
+        if self.order.len() > RECENT_READS {
+            if let Some(oldest) = self.order.pop_front() {
+                if let Some(count) = self.counts.get_mut(&oldest) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.counts.remove(&oldest);
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many of the targets read lately are of `host`.
+    fn count(&self, host: &str) -> u32 {
+        self.counts.get(&fingerprint(host)).copied().unwrap_or(0)
+    }
+}
+
+/// A host's fingerprint: 64 bits make two hosts of one window alike in practice never.
+fn fingerprint(host: &str) -> u64 {
+    fnv1a_64(&[host.as_bytes()])
 }
 
 /// After a stop, reads the rest of the input without probing so every line gets its result,
@@ -437,6 +491,7 @@ impl Unprobed {
 struct Task {
     engine: Arc<Engine>,
     pending: Pending,
+    reuse: Reuse,
     stop: Stop,
     results: mpsc::Sender<TargetResult>,
 }
@@ -460,6 +515,7 @@ impl Task {
             &engine.pacer,
             &target,
             &settings,
+            self.reuse,
             engine.policy,
             &mut log,
         );
@@ -488,6 +544,22 @@ fn is_slow(verdict: &Verdict, threshold: Option<Duration>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_is_remembered_for_the_window_of_recent_reads() {
+        let mut recent = RecentHosts::default();
+        recent.note("once:80");
+        recent.note("again:80");
+        recent.note("again:80");
+        assert_eq!((recent.count("once:80"), recent.count("again:80")), (1, 2));
+        assert_eq!(recent.count("never:80"), 0);
+        for n in 0..RECENT_READS - 1 {
+            recent.note(&format!("other{n}:80"));
+        }
+        // "once" was read RECENT_READS + 2 reads ago, the second "again" just inside.
+        assert_eq!((recent.count("once:80"), recent.count("again:80")), (0, 1));
+        assert!(recent.order.len() == RECENT_READS && recent.counts.len() <= RECENT_READS);
+    }
 
     #[test]
     fn only_healthy_results_over_the_threshold_are_slow() {

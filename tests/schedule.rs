@@ -361,3 +361,29 @@ fn a_signal_before_any_line_arrives_is_an_interruption_not_an_empty_list() {
     assert_eq!(run.json()["summary"]["total"], 0);
     assert_eq!(run.json()["summary"]["complete"], false);
 }
+
+#[test]
+fn connections_are_kept_only_for_hosts_named_again() {
+    let (once, again) = (Server::start(), Server::start());
+    let mut lines = vec![once.url("/ok")];
+    lines.extend((0..5).map(|n| again.url(&format!("/ok?{n}"))));
+    let list = list_file(&lines);
+    let run = upcheck(&["-c", "1", "-f", "jsonl", path(&list)]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.jsonl().len(), 6);
+    // A host no later line names gets its connection closed after the answer, so a list of
+    // distinct hosts leaves no idle connections behind.
+    let closing = |server: &Server| -> Vec<bool> {
+        server
+            .seen()
+            .requests
+            .iter()
+            .map(|request| request.header("connection") == Some("close"))
+            .collect()
+    };
+    assert_eq!(closing(&once), vec![true]);
+    // The first probe of a host starts before the reader has seen its next line; from the
+    // second on, the host is known to come again and one kept connection serves the rest.
+    assert_eq!(closing(&again), vec![true, false, false, false, false]);
+    assert_eq!(again.seen().connections, 2);
+}

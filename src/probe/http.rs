@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpInfo;
-use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, CONNECTION, LOCATION, RETRY_AFTER};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Method, Response, StatusCode, Url};
 
@@ -22,15 +22,15 @@ use super::resolve::SystemResolver;
 use super::settings::{ClientSettings, TargetSettings};
 use super::tls::{self, ChainExpiries, TlsKey, TlsSettings};
 use super::trace::{self, AttemptTrace};
+use super::Reuse;
 use crate::calendar::rfc3339;
 use crate::outcome::{millis, CertExpiry, ErrorKind, Failure};
 use crate::values::StatusSet;
 
 /// How long an idle connection is kept for reuse: long enough for the next target on the
 /// same host in a bulk run (the scheduler starts it as soon as a probe to that host ends),
-/// short enough that a list of distinct hosts does not hoard connections to hosts it never
-/// names again. Each costs about 30 KiB; at 1 s, 20,000 distinct names kept 2,000-3,000 of
-/// them and peaked at 105 MiB, at 250 ms at 53 MiB (bench/README.md).
+/// short enough that hosts a list stops naming do not hoard connections (about 30 KiB
+/// each). Connections to hosts no recent line names are closed at once ([`Reuse::Close`]).
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Body bytes read after a verdict that needs no body, only when already arrived, so the
@@ -116,6 +116,7 @@ impl HttpProber {
         &self,
         url: &Url,
         settings: &TargetSettings,
+        reuse: Reuse,
         started: Instant,
         trace: &AttemptTrace,
     ) -> Attempt {
@@ -128,7 +129,7 @@ impl HttpProber {
                 )
             }
         };
-        let mut response = match self.send(&client, url, settings).await {
+        let mut response = match self.send(&client, url, settings, reuse).await {
             Sent::Response(response) => response,
             Sent::Refused(status, refused) => {
                 let (timings, address) = trace.failed_timings();
@@ -202,14 +203,24 @@ impl HttpProber {
     /// Followed here rather than by the client because the target's `-H` headers belong to
     /// its origin: a hop to another scheme, host or port goes without them (the client
     /// alone would drop only `Authorization` and `Cookie`).
-    async fn send(&self, client: &Client, url: &Url, settings: &TargetSettings) -> Sent {
+    async fn send(
+        &self,
+        client: &Client,
+        url: &Url,
+        settings: &TargetSettings,
+        reuse: Reuse,
+    ) -> Sent {
         let (mut next, mut method, mut followed) = (url.clone(), settings.method.clone(), 0);
         loop {
-            let headers = if same_origin(&next, url) {
+            let mut headers = if same_origin(&next, url) {
                 settings.headers.clone()
             } else {
                 HeaderMap::new()
             };
+            // A Connection header of the user's own is theirs to choose.
+            if reuse == Reuse::Close && !headers.contains_key(CONNECTION) {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
             let request = client.request(method.clone(), next.clone());
             let mut response = match request.headers(headers).send().await {
                 Ok(response) => response,

@@ -30,6 +30,17 @@ use http::HttpProber;
 use icmp::IcmpProber;
 use trace::AttemptTrace;
 
+/// Whether the connection an HTTP attempt uses is kept for a later target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// Another target for the same host was read lately: keep the connection pooled.
+    Keep,
+    /// No other target for the host is in sight: close the connection after the answer
+    /// (`Connection: close`), so a list of distinct hosts leaves no idle connections
+    /// behind, each about 30 KiB until the pool's idle timeout.
+    Close,
+}
+
 /// Makes attempts; one per run, shared by all tasks so HTTP connections and ICMP sockets
 /// are reused.
 pub(crate) struct Prober {
@@ -51,13 +62,23 @@ impl Prober {
         })
     }
 
-    /// Makes one attempt at `target` as `settings` say, bounded by their timeout.
-    pub(crate) async fn attempt(&self, target: &Target, settings: &TargetSettings) -> Attempt {
+    /// Makes one attempt at `target` as `settings` say, bounded by their timeout; `reuse`
+    /// says whether its HTTP connection is kept for later targets.
+    pub(crate) async fn attempt(
+        &self,
+        target: &Target,
+        settings: &TargetSettings,
+        reuse: Reuse,
+    ) -> Attempt {
         let started = Instant::now();
         let trace = AttemptTrace::new();
         let exchange = trace.during(async {
             match target {
-                Target::Http(url) => self.http.exchange(url, settings, started, &trace).await,
+                Target::Http(url) => {
+                    self.http
+                        .exchange(url, settings, reuse, started, &trace)
+                        .await
+                }
                 Target::Tcp { host, port } => {
                     let banner =
                         settings
