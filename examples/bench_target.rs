@@ -142,7 +142,7 @@ fn certificate_acceptor() -> TlsAcceptor {
         .self_signed(&signing_key)
         .expect("generate a certificate");
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
@@ -150,6 +150,10 @@ fn certificate_acceptor() -> TlsAcceptor {
     .with_no_client_auth()
     .with_single_cert(vec![cert.der().clone()], key)
     .expect("a valid certificate");
+    // Every check a full handshake for every tool, as the tls scenario says: a client that
+    // resumes sessions (lychee's does) would otherwise do less work than one that does not.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     TlsAcceptor::from(Arc::new(config))
 }
 

@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::inflight::InFlight;
@@ -35,6 +36,10 @@ pub(crate) struct InputEnd {
     /// Whether the run stopped with lines of the input never read (and so without a result).
     pub(crate) left_unread: bool,
 }
+
+/// Entries taken from what has been read already before any of them starts, so that a
+/// host named again a few lines on keeps its connection from the first probe on.
+const LOOK_AHEAD: usize = 64;
 
 /// Targets parked behind busy hosts while the reader looks ahead for other hosts: enough
 /// to keep every slot busy on a list sorted by host, few enough that memory stays flat.
@@ -104,8 +109,11 @@ pub(crate) async fn run_to_completion(
 /// The probes a dispatcher started that have not finished yet.
 struct Flying {
     count: usize,
-    finished: mpsc::UnboundedReceiver<String>,
+    finished: mpsc::UnboundedReceiver<Finished>,
 }
+
+/// A probe's host and the `-c` slot it held, once it has sent its result.
+type Finished = (String, OwnedSemaphorePermit);
 
 impl Flying {
     /// Waits until every one of them has finished (and so sent its result).
@@ -133,23 +141,21 @@ async fn dispatch(
         hosts: HashMap::new(),
         recent: RecentHosts::default(),
         ready: VecDeque::new(),
+        taken: 0,
+        input_ended: false,
         in_flight: 0,
         parked: 0,
     };
     let slots = dispatcher.engine.slots.clone();
     let (mut reading, mut read_error, mut last_read) = (true, None, None);
-    let input_end = loop {
+    let input_end = 'dispatching: loop {
         if !(reading || dispatcher.is_holding()) {
             break InputEnd {
                 error: read_error,
                 left_unread: false,
             };
         }
-        let may_read = reading && dispatcher.may_look_ahead();
-        // Only a dispatcher with nothing in flight waits on the other workers for a slot:
-        // one with probes of its own is woken by them, without a wake-up across threads.
-        let waits_for_slot = dispatcher.in_flight == 0
-            && (!dispatcher.ready.is_empty() || (may_read && slots.available_permits() == 0));
+        let may_read = reading && dispatcher.may_read();
         tokio::select! {
             biased;
             reason = stop.stopped() => {
@@ -164,29 +170,39 @@ async fn dispatch(
                     None => InputEnd::default(),
                 };
             }
-            Some(host) = finished.recv() => dispatcher.finished(host),
-            // The semaphore is never closed.
-            Ok(slot) = slots.clone().acquire_owned(), if waits_for_slot => {
+            Some((host, slot)) = finished.recv() => dispatcher.finished(&host, slot),
+            // The semaphore is never closed. Another worker's probe gave its slot back.
+            Ok(slot) = slots.clone().acquire_owned(), if !dispatcher.ready.is_empty() => {
                 dispatcher.launch_with(slot);
                 dispatcher.launch_ready();
             }
-            item = entries.recv(), if may_read && slots.available_permits() > 0 => match item {
-                None => reading = false,
-                Some(Err(err)) => (reading, read_error) = (false, Some(err)),
-                Some(Ok(entry)) => {
-                    last_read = Some(entry.origin.clone());
-                    let Entry { origin, text, target, labels, settings } = entry;
-                    match target {
-                        Ok(target) => dispatcher.start_or_park(Pending { origin, text, target, labels, settings }),
-                        Err(invalid) => {
-                            let unprobed = Unprobed { origin, text, kind: None, labels };
-                            if !unprobed.send(&results, invalid_failure(invalid)).await {
-                                break InputEnd::default();
+            item = entries.recv(), if may_read => {
+                // Whatever has been read already is taken too before anything starts, so
+                // each probe knows whether its host comes again (see `Reuse`).
+                let mut next = item;
+                loop {
+                    match next {
+                        None => reading = false,
+                        Some(Err(err)) => (reading, read_error) = (false, Some(err)),
+                        Some(Ok(entry)) => {
+                            last_read = Some(entry.origin.clone());
+                            if !dispatcher.take(entry).await {
+                                break 'dispatching InputEnd::default();
                             }
                         }
                     }
+                    if !(reading && dispatcher.may_read()) {
+                        break;
+                    }
+                    match entries.try_recv() {
+                        Ok(item) => next = Some(item),
+                        Err(TryRecvError::Disconnected) => next = None,
+                        Err(TryRecvError::Empty) => break,
+                    }
                 }
-            },
+                dispatcher.input_ended = !reading;
+                dispatcher.launch_ready();
+            }
         }
     };
     let flying = Flying {
@@ -203,6 +219,8 @@ struct Pending {
     target: Target,
     labels: Labels,
     settings: Arc<TargetSettings>,
+    /// Its number among the entries its dispatcher took.
+    taken: u64,
 }
 
 impl Pending {
@@ -232,21 +250,25 @@ struct Dispatcher {
     engine: Arc<Engine>,
     stop: Stop,
     results: mpsc::Sender<TargetResult>,
-    done: mpsc::UnboundedSender<String>,
+    done: mpsc::UnboundedSender<Finished>,
     hosts: HashMap<String, HostQueue>,
     /// The hosts of the targets read lately, to tell which connections are worth keeping.
     recent: RecentHosts,
-    /// Targets whose host has room, waiting for a `-c` slot that another worker holds.
+    /// Targets whose host has room, waiting for a `-c` slot.
     ready: VecDeque<Pending>,
+    /// Entries taken so far: a target's place in the input, as this dispatcher sees it.
+    taken: u64,
+    /// Whether the last entry has been taken.
+    input_ended: bool,
     in_flight: usize,
     parked: usize,
 }
 
 impl Dispatcher {
-    /// Whether the reader may look further ahead: nothing waits for a `-c` slot, and the
-    /// parked targets are within their bound.
-    fn may_look_ahead(&self) -> bool {
-        self.ready.is_empty() && self.parked < MAX_PARKED
+    /// Whether another entry may be read: the targets waiting for a `-c` slot (the look
+    /// ahead) and those parked are within their bounds.
+    fn may_read(&self) -> bool {
+        self.ready.len() < LOOK_AHEAD && self.parked < MAX_PARKED
     }
 
     /// Whether targets read are still waiting to start.
@@ -254,36 +276,68 @@ impl Dispatcher {
         self.parked > 0 || !self.ready.is_empty()
     }
 
-    /// Queues `pending` to start if its host has a free slot, else parks it behind that host.
-    fn start_or_park(&mut self, pending: Pending) {
-        let host = pending.target.host_key();
+    /// Takes an entry read: a target becomes ready if its host has a free slot, else is
+    /// parked behind that host; a line that is not a target gets its result. False when
+    /// the report has ended.
+    async fn take(&mut self, entry: Entry) -> bool {
+        let Entry {
+            origin,
+            text,
+            target,
+            labels,
+            settings,
+        } = entry;
+        let target = match target {
+            Ok(target) => target,
+            Err(invalid) => {
+                let unprobed = Unprobed {
+                    origin,
+                    text,
+                    kind: None,
+                    labels,
+                };
+                return unprobed.send(&self.results, invalid_failure(invalid)).await;
+            }
+        };
+        let host = target.host_key();
         self.recent.note(&host);
+        self.taken += 1;
+        let pending = Pending {
+            origin,
+            text,
+            target,
+            labels,
+            settings,
+            taken: self.taken,
+        };
         let queue = self.hosts.entry(host).or_default();
         if queue.running < self.engine.per_host {
             queue.running += 1;
             self.ready.push_back(pending);
-            self.launch_ready();
         } else {
             queue.parked.push_back(pending);
             self.parked += 1;
         }
+        true
     }
 
-    /// A probe to `host` has finished (and given back its `-c` slot): its host slot goes
-    /// to the next target parked behind that host, or is given back.
-    fn finished(&mut self, host: String) {
+    /// A probe to `host` has finished: its host slot goes to the next target parked behind
+    /// that host, or is given back; its `-c` slot goes to the first ready target here,
+    /// without waking another worker, or back to the run.
+    fn finished(&mut self, host: &str, slot: OwnedSemaphorePermit) {
         self.in_flight -= 1;
-        if let Some(queue) = self.hosts.get_mut(&host) {
+        if let Some(queue) = self.hosts.get_mut(host) {
             if let Some(next) = queue.parked.pop_front() {
                 self.parked -= 1;
                 self.ready.push_back(next);
             } else {
                 queue.running -= 1;
                 if queue.running == 0 {
-                    self.hosts.remove(&host);
+                    self.hosts.remove(host);
                 }
             }
         }
+        self.launch_with(slot);
         self.launch_ready();
     }
 
@@ -304,11 +358,7 @@ impl Dispatcher {
         };
         self.in_flight += 1;
         let host = pending.target.host_key();
-        let reuse = if self.recent.count(&host) > 1 {
-            Reuse::Keep
-        } else {
-            Reuse::Close
-        };
+        let reuse = self.reuse(&host, pending.taken);
         let task = Task {
             engine: self.engine.clone(),
             pending,
@@ -319,11 +369,25 @@ impl Dispatcher {
         let done = self.done.clone();
         tokio::spawn(async move {
             task.run().await;
-            // Given back before the dispatcher hears of it, so it can start the next at once.
-            drop(slot);
-            // The dispatcher may be gone when the run is ending; then nobody needs to know.
-            let _ = done.send(host);
+            // The dispatcher may be gone when the run is ending; the slot goes back then.
+            let _ = done.send((host, slot));
         });
+    }
+
+    /// Whether the connection of the target of `host` taken as number `taken` is kept: yes
+    /// when the host comes more than once among the entries taken lately; no when it does
+    /// not, and enough entries after it have been taken (or the input has ended) to tell.
+    /// Without that, it is kept: a short list whose next line has not arrived yet must not
+    /// lose the connection its next target needs.
+    fn reuse(&self, host: &str, taken: u64) -> Reuse {
+        let seen_after = self.taken - taken;
+        if self.recent.count(host) > 1 {
+            Reuse::Keep
+        } else if self.input_ended || seen_after >= LOOK_AHEAD as u64 / 2 {
+            Reuse::Close
+        } else {
+            Reuse::Keep
+        }
     }
 
     /// After a stop, gives every target that has not started the stop's failure; false
@@ -504,6 +568,7 @@ impl Task {
             target,
             labels,
             settings,
+            ..
         } = self.pending;
         let engine = &self.engine;
         let mut log = AttemptLog {
