@@ -72,20 +72,14 @@ fn zero_threads_is_a_usage_error_naming_the_option() {
     );
 }
 
-#[test]
-fn per_host_holds_for_every_host_with_two_threads() {
-    let servers: Vec<Server> = (0..4).map(|_| Server::start()).collect();
-    let mut lines = Vec::new();
-    for _ in 0..12 {
-        lines.extend(servers.iter().map(|server| server.url("/slow/150")));
-    }
-    let list = list_file(&lines);
-    // 24 over two threads is 12 each: room for every host's whole --per-host on either.
+/// Checks `lines` with two workers, `-c concurrency` and `--per-host 3`; every target ok.
+fn two_workers_three_per_host(lines: &[String], concurrency: &str) {
+    let list = list_file(lines);
     let run = upcheck(&[
         "--threads",
         "2",
         "-c",
-        "24",
+        concurrency,
         "--per-host",
         "3",
         "-f",
@@ -93,7 +87,17 @@ fn per_host_holds_for_every_host_with_two_threads() {
         path(&list),
     ]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(run.jsonl().len(), 48);
+    assert_eq!(run.jsonl().len(), lines.len());
+}
+
+#[test]
+fn per_host_holds_for_every_host_with_two_threads() {
+    let servers: Vec<Server> = (0..4).map(|_| Server::start()).collect();
+    let mut lines = Vec::new();
+    for _ in 0..12 {
+        lines.extend(servers.iter().map(|server| server.url("/slow/150")));
+    }
+    two_workers_three_per_host(&lines, "24");
     for server in &servers {
         assert_eq!(server.seen().max_in_flight, 3, "{}", server.url("/"));
     }
@@ -109,20 +113,7 @@ fn the_c_slots_are_shared_by_every_thread() {
         .iter()
         .flat_map(|server| (0..6).map(|n| server.url(&format!("/slow/400?{n}"))))
         .collect();
-    let list = list_file(&lines);
-    let run = upcheck(&[
-        "--threads",
-        "2",
-        "-c",
-        "30",
-        "--per-host",
-        "3",
-        "-f",
-        "jsonl",
-        path(&list),
-    ]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(run.jsonl().len(), 60);
+    two_workers_three_per_host(&lines, "30");
     let mut starts: Vec<Instant> = servers
         .iter()
         .flat_map(|server| server.seen().requests)
