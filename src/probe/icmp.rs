@@ -165,7 +165,9 @@ impl Pinger {
             socket,
             kind,
             v6,
-            identifier: std::process::id() as u16,
+            // Random rather than the process id: each worker thread has a socket of its own,
+            // and an ICMP error that quotes only the echo header tells them apart by this.
+            identifier: (seed >> 48) as u16,
             cookie: seed,
             next_token: AtomicU64::new(0),
             waiting: Mutex::new(HashMap::new()),
