@@ -387,3 +387,18 @@ fn connections_are_kept_only_for_hosts_named_again() {
     // after the whole list was read, so the scheduler knows nothing follows it.)
     assert_eq!(closing(&once), vec![true]);
 }
+
+#[test]
+fn a_connection_header_of_the_users_own_is_left_alone() {
+    let server = Server::start();
+    let url = server.url("/ok");
+    let run = upcheck(&["-H", "Connection: keep-alive", "-f", "jsonl", "-u", &url]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let seen = server.seen();
+    let sent: Vec<_> = seen
+        .requests
+        .iter()
+        .map(|request| request.header("connection"))
+        .collect();
+    assert_eq!(sent, vec![Some("keep-alive")]);
+}
