@@ -173,8 +173,7 @@ async fn dispatch(
             Some((host, slot)) = finished.recv() => dispatcher.finished(&host, slot),
             // The semaphore is never closed. Another worker's probe gave its slot back.
             Ok(slot) = slots.clone().acquire_owned(), if !dispatcher.ready.is_empty() => {
-                dispatcher.launch_with(slot);
-                dispatcher.launch_ready();
+                dispatcher.launch_ready(Some(slot));
             }
             item = entries.recv(), if may_read => {
                 // Whatever has been read already is taken too before anything starts, so
@@ -201,7 +200,7 @@ async fn dispatch(
                     }
                 }
                 dispatcher.input_ended = !reading;
-                dispatcher.launch_ready();
+                dispatcher.launch_ready(None);
             }
         }
     };
@@ -337,25 +336,25 @@ impl Dispatcher {
                 }
             }
         }
-        self.launch_with(slot);
-        self.launch_ready();
+        self.launch_ready(Some(slot));
     }
 
-    /// Starts ready targets while `-c` slots are free.
-    fn launch_ready(&mut self) {
+    /// Starts ready targets, the first with `slot` if one is given, the rest while `-c`
+    /// slots are free; a slot no target needs goes back to the run.
+    fn launch_ready(&mut self, mut slot: Option<OwnedSemaphorePermit>) {
         while !self.ready.is_empty() {
-            let Ok(slot) = self.engine.slots.clone().try_acquire_owned() else {
+            let free = || self.engine.slots.clone().try_acquire_owned().ok();
+            let Some(held) = slot.take().or_else(free) else {
                 return;
             };
-            self.launch_with(slot);
+            if let Some(pending) = self.ready.pop_front() {
+                self.launch(pending, held);
+            }
         }
     }
 
-    /// Starts the first ready target with `slot`; with none ready, the slot goes back.
-    fn launch_with(&mut self, slot: OwnedSemaphorePermit) {
-        let Some(pending) = self.ready.pop_front() else {
-            return;
-        };
+    /// Starts probing `pending`, which holds `slot` until its result is sent.
+    fn launch(&mut self, pending: Pending, slot: OwnedSemaphorePermit) {
         self.in_flight += 1;
         let host = pending.target.host_key();
         let reuse = self.reuse(&host, pending.taken);

@@ -69,7 +69,7 @@ fn tcp_targets_count_against_per_host() {
     let mut lines = many(&server, "/slow/200", 4);
     lines.extend((0..4).map(|_| format!("tcp://{}", server.addr)));
     let list = list_file(&lines);
-    let run = upcheck(&["-c", "20", "--per-host", "4", "-f", "jsonl", path(&list)]);
+    let run = upcheck(&["--threads", "1", "-c", "20", "--per-host", "4", "-f", "jsonl", path(&list)]);
     assert_eq!(run.code, Some(0));
     let seen = server.seen();
     assert_eq!(seen.max_in_flight, 4);
