@@ -60,49 +60,11 @@ pub struct Seen {
     pub max_in_flight: usize,
     /// TCP connections accepted.
     pub connections: usize,
-    /// Connections open now that have sent no request yet: a new HTTP connection before its
-    /// first request, or a TCP connect check's, which never sends one.
-    fresh: usize,
-    /// The most connections ever busy at once: answering a request, or fresh. Counted at
-    /// accept, at each request and its answer, and at close, so connections that never send
-    /// a request count too; keep-alive connections idle in a client's pool do not. This is
-    /// how many probes the server saw at once, TCP connect checks included.
-    pub max_busy: usize,
+    /// When each connection was accepted (the first [`MAX_RECORDED`]).
+    pub accepted: Vec<Instant>,
+    /// When each answer started to go out (the first [`MAX_RECORDED`]).
+    pub answered: Vec<Instant>,
     flaky: HashMap<String, u32>,
-}
-
-impl Seen {
-    fn note_busy(&mut self) {
-        self.max_busy = self.max_busy.max(self.in_flight + self.fresh);
-    }
-}
-
-/// One accepted connection's part in [`Seen`]: fresh until its first request, and no
-/// longer counted when it closes, however that happens.
-struct Tracked {
-    seen: Arc<Mutex<Seen>>,
-    fresh: bool,
-}
-
-impl Tracked {
-    /// Counts a connection just accepted.
-    fn accepted(seen: Arc<Mutex<Seen>>) -> Tracked {
-        {
-            let mut seen = lock(&seen);
-            seen.connections += 1;
-            seen.fresh += 1;
-            seen.note_busy();
-        }
-        Tracked { seen, fresh: true }
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        if self.fresh {
-            lock(&self.seen).fresh -= 1;
-        }
-    }
 }
 
 /// A running server; stops when dropped.
@@ -229,19 +191,25 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, seen:
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let mut tracked = Tracked::accepted(seen.clone());
-        let acceptor = acceptor.clone();
+        {
+            let mut seen = lock(&seen);
+            seen.connections += 1;
+            if seen.accepted.len() < MAX_RECORDED {
+                seen.accepted.push(Instant::now());
+            }
+        }
+        let (acceptor, seen) = (acceptor.clone(), seen.clone());
         tokio::spawn(async move {
             match acceptor {
                 Some(acceptor) => {
                     if let Ok(stream) = acceptor.accept(stream).await {
-                        if let Some(stream) = serve(stream, &mut tracked).await {
+                        if let Some(stream) = serve(stream, &seen).await {
                             let _ = stream.get_ref().0.set_zero_linger();
                         }
                     }
                 }
                 None => {
-                    if let Some(stream) = serve(stream, &mut tracked).await {
+                    if let Some(stream) = serve(stream, &seen).await {
                         let _ = stream.set_zero_linger();
                     }
                 }
@@ -263,29 +231,23 @@ enum Next {
 }
 
 /// Answers requests on one connection; returns the stream when a behaviour asks for a reset.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, tracked: &mut Tracked) -> Option<S> {
-    let seen = tracked.seen.clone();
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: &Mutex<Seen>) -> Option<S> {
     let mut stream = BufReader::new(stream);
     while let Some(request) = read_request(&mut stream).await {
         {
-            let mut seen = lock(&seen);
+            let mut seen = lock(seen);
             if seen.requests.len() < MAX_RECORDED {
                 seen.requests.push(request.clone());
             }
-            if tracked.fresh {
-                tracked.fresh = false;
-                seen.fresh -= 1;
-            }
             seen.in_flight += 1;
             seen.max_in_flight = seen.max_in_flight.max(seen.in_flight);
-            seen.note_busy();
         }
         let mut answering = Answering {
             stream: stream.get_mut(),
-            seen: &seen,
+            seen,
             answered: false,
         };
-        let next = respond(&mut answering, &request, &seen).await;
+        let next = respond(&mut answering, &request, seen).await;
         answering.answer();
         match next {
             Next::KeepOpen => {}
@@ -310,7 +272,11 @@ impl<S> Answering<'_, S> {
     fn answer(&mut self) {
         if !self.answered {
             self.answered = true;
-            lock(self.seen).in_flight -= 1;
+            let mut seen = lock(self.seen);
+            seen.in_flight -= 1;
+            if seen.answered.len() < MAX_RECORDED {
+                seen.answered.push(Instant::now());
+            }
         }
     }
 }
