@@ -162,7 +162,7 @@ impl Pki {
     /// every request; when `require_client` it refuses clients without a certificate from
     /// the root.
     pub fn server(&self, addr: &str, require_client: bool) -> TlsServer {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .unwrap();

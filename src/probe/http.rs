@@ -55,7 +55,7 @@ impl HttpProber {
     /// cannot work fails before any probing.
     pub(crate) fn new(settings: &ClientSettings, defaults: &TlsSettings) -> anyhow::Result<Self> {
         // Only one provider is compiled in, so installing it can fail only when it already is.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let prober = HttpProber {
             settings: settings.clone(),
             clients: Mutex::new(HashMap::new()),

@@ -176,7 +176,7 @@ fn certificate_acceptor(not_after: Option<i64>) -> TlsAcceptor {
         .expect("generate a certificate");
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("default TLS versions")
