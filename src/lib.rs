@@ -7,7 +7,7 @@
 //! Data flows one way, targets in and results out, and each module owns one idea:
 //!
 //! ```text
-//! main.rs        calls main_with_args
+//! main.rs        sets the allocator (jemalloc) and calls main_with_args
 //! lib.rs         wires the stages together for one run
 //! cli.rs         the options, as clap declares them
 //! settings.rs    the command line turned into settings, once
