@@ -54,8 +54,9 @@ impl HttpProber {
     /// Builds the client for the command line's TLS settings (`defaults`), so that what
     /// cannot work fails before any probing.
     pub(crate) fn new(settings: &ClientSettings, defaults: &TlsSettings) -> anyhow::Result<Self> {
-        // Only one provider is compiled in, so installing it can fail only when it already is.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // The process default is the provider the clients use; installing it can fail only
+        // when it already is.
+        let _ = tls::provider().as_ref().clone().install_default();
         let prober = HttpProber {
             settings: settings.clone(),
             clients: Mutex::new(HashMap::new()),

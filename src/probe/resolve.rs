@@ -3,11 +3,11 @@
 //!
 //! Lookups are asynchronous (hickory-resolver, configured from /etc/resolv.conf: its
 //! nameservers, search list, ndots, timeout and attempts), after /etc/hosts, which is
-//! read once per run and shared by the runtime threads. getaddrinfo was the first choice: each lookup held a
-//! blocking thread for the resolver's own timeouts whatever `-t` said, so a dead
-//! resolver filled the pool and starved every other name, and the threads' allocator
-//! arenas grew memory with the number of distinct names. An async lookup is a future:
-//! the attempt's timeout drops it, and with it its socket.
+//! read once per run and shared by the runtime threads. getaddrinfo was the first
+//! choice: each lookup held a blocking thread for the resolver's own timeouts whatever
+//! `-t` said, so a dead resolver filled the pool and starved every other name, and the
+//! threads' allocator arenas grew memory with the number of distinct names. An async
+//! lookup is a future: the attempt's timeout drops it, and with it its socket.
 
 use std::cell::OnceCell;
 use std::collections::HashMap;

@@ -232,7 +232,7 @@ impl ChainExpiries {
 /// groups are the classical three, as before the switch from ring: a health check keeps
 /// no secret for later, and a server preferring a post-quantum group it was offered could
 /// ask again for its 1,184-byte key share, a round trip more.
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
     provider.cipher_suites.sort_by_key(|suite| {
