@@ -141,8 +141,6 @@ async fn dispatch(
         hosts: HashMap::new(),
         recent: RecentHosts::default(),
         ready: VecDeque::new(),
-        taken: 0,
-        input_ended: false,
         in_flight: 0,
         parked: 0,
     };
@@ -199,7 +197,6 @@ async fn dispatch(
                         Err(TryRecvError::Empty) => break,
                     }
                 }
-                dispatcher.input_ended = !reading;
                 dispatcher.launch_ready(None);
             }
         }
@@ -218,8 +215,6 @@ struct Pending {
     target: Target,
     labels: Labels,
     settings: Arc<TargetSettings>,
-    /// Its number among the entries its dispatcher took.
-    taken: u64,
 }
 
 impl Pending {
@@ -255,10 +250,6 @@ struct Dispatcher {
     recent: RecentHosts,
     /// Targets whose host has room, waiting for a `-c` slot.
     ready: VecDeque<Pending>,
-    /// Entries taken so far: a target's place in the input, as this dispatcher sees it.
-    taken: u64,
-    /// Whether the last entry has been taken.
-    input_ended: bool,
     in_flight: usize,
     parked: usize,
 }
@@ -300,14 +291,12 @@ impl Dispatcher {
         };
         let host = target.host_key();
         self.recent.note(&host);
-        self.taken += 1;
         let pending = Pending {
             origin,
             text,
             target,
             labels,
             settings,
-            taken: self.taken,
         };
         let queue = self.hosts.entry(host).or_default();
         if queue.running < self.engine.per_host {
@@ -357,7 +346,7 @@ impl Dispatcher {
     fn launch(&mut self, pending: Pending, slot: OwnedSemaphorePermit) {
         self.in_flight += 1;
         let host = pending.target.host_key();
-        let reuse = self.reuse(&host, pending.taken);
+        let reuse = self.reuse(&host);
         let task = Task {
             engine: self.engine.clone(),
             pending,
@@ -373,19 +362,15 @@ impl Dispatcher {
         });
     }
 
-    /// Whether the connection of the target of `host` taken as number `taken` is kept: yes
-    /// when the host comes more than once among the entries taken lately; no when it does
-    /// not, and enough entries after it have been taken (or the input has ended) to tell.
-    /// Without that, it is kept: a short list whose next line has not arrived yet must not
-    /// lose the connection its next target needs.
-    fn reuse(&self, host: &str, taken: u64) -> Reuse {
-        let seen_after = self.taken - taken;
+    /// Whether the connection of a target of `host` is kept: only when the host comes more
+    /// than once among the entries taken lately. A host whose next line has not been read
+    /// yet loses one connection; keeping every such connection instead left hundreds idle
+    /// on lists of distinct names, whenever probing caught up with reading.
+    fn reuse(&self, host: &str) -> Reuse {
         if self.recent.count(host) > 1 {
             Reuse::Keep
-        } else if self.input_ended || seen_after >= LOOK_AHEAD as u64 / 2 {
-            Reuse::Close
         } else {
-            Reuse::Keep
+            Reuse::Close
         }
     }
 

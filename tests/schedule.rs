@@ -412,6 +412,30 @@ fn connections_are_kept_only_for_hosts_named_again() {
 }
 
 #[test]
+fn a_host_whose_next_line_is_not_read_yet_gets_its_connection_closed() {
+    // Probing can catch up with reading. Keeping such connections "in case" left hundreds
+    // idle on lists of distinct names; a host that does come again loses one connection.
+    let server = Server::start();
+    let url = server.url("/ok");
+    let (child, mut stdin) = spawn_with_open_stdin(&["-c", "1", "-f", "jsonl", "-"], &url);
+    wait_for_requests(&server, 1);
+    writeln!(stdin, "{url}").expect("write the second target");
+    drop(stdin);
+    let run = finish(child);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.jsonl().len(), 2);
+    let seen = server.seen();
+    let sent: Vec<_> = seen
+        .requests
+        .iter()
+        .map(|request| request.header("connection"))
+        .collect();
+    // The second target's host had been read twice by then: its connection is kept.
+    assert_eq!(sent, vec![Some("close"), None]);
+    assert_eq!(seen.connections, 2);
+}
+
+#[test]
 fn a_connection_header_of_the_users_own_is_left_alone() {
     let server = Server::start();
     let url = server.url("/ok");
