@@ -84,6 +84,12 @@ fn main() {
                     let socket = tokio::net::UdpSocket::bind(addr)
                         .await
                         .unwrap_or_else(|err| panic!("cannot bind {addr}: {err}"));
+                    // A run starts with -c lookups of two queries each at once: the default
+                    // buffer (208 KiB, ~270 queries) overflowed, dropping some (the names
+                    // then failed as `dns`). DNS servers size theirs up for bursts too.
+                    socket2::SockRef::from(&socket)
+                        .set_recv_buffer_size(DNS_RECEIVE_BUFFER)
+                        .unwrap_or_else(|err| panic!("cannot size {addr}'s buffer: {err}"));
                     tokio::spawn(serve_dns(Arc::new(socket), delay));
                 }
             }
@@ -175,6 +181,9 @@ async fn serve_tls_once(acceptor: TlsAcceptor, stream: TcpStream) {
         .await;
     let _ = stream.shutdown().await;
 }
+
+/// Bytes of queries the DNS server's socket holds (capped by `net.core.rmem_max`).
+const DNS_RECEIVE_BUFFER: usize = 4 << 20;
 
 /// Answers A queries for `nI.ANYTHING` with 127.0.1.(I % 100 + 1), AAAA queries for them
 /// with no records, anything else with NXDOMAIN; after `delay`, or never.
