@@ -394,21 +394,23 @@ fn connections_are_kept_only_for_hosts_named_again() {
     let run = upcheck(&["-c", "1", "-f", "jsonl", path(&list)]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.jsonl().len(), 6);
-    let closing = |server: &Server| -> Vec<bool> {
-        server
-            .seen()
-            .requests
-            .iter()
-            .map(|request| request.header("connection") == Some("close"))
-            .collect()
-    };
     // The host named again keeps one connection for all five of its targets.
-    assert_eq!(closing(&again), vec![false; 5]);
+    assert_eq!(connection_headers(&again), vec![None; 5]);
     assert_eq!(again.seen().connections, 1);
     // A host no other line names gets its connection closed after the answer, so a list
     // of distinct hosts leaves no idle connections behind. (The last line is checked long
     // after the whole list was read, so the scheduler knows nothing follows it.)
-    assert_eq!(closing(&once), vec![true]);
+    assert_eq!(connection_headers(&once), [Some("close".to_string())]);
+}
+
+/// The `Connection` header of each request `server` has seen, in order.
+fn connection_headers(server: &Server) -> Vec<Option<String>> {
+    server
+        .seen()
+        .requests
+        .iter()
+        .map(|request| request.header("connection").map(str::to_string))
+        .collect()
 }
 
 #[test]
@@ -424,15 +426,12 @@ fn a_host_whose_next_line_is_not_read_yet_gets_its_connection_closed() {
     let run = finish(child);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.jsonl().len(), 2);
-    let seen = server.seen();
-    let sent: Vec<_> = seen
-        .requests
-        .iter()
-        .map(|request| request.header("connection"))
-        .collect();
     // The second target's host had been read twice by then: its connection is kept.
-    assert_eq!(sent, vec![Some("close"), None]);
-    assert_eq!(seen.connections, 2);
+    assert_eq!(
+        connection_headers(&server),
+        [Some("close".to_string()), None]
+    );
+    assert_eq!(server.seen().connections, 2);
 }
 
 #[test]
@@ -441,11 +440,8 @@ fn a_connection_header_of_the_users_own_is_left_alone() {
     let url = server.url("/ok");
     let run = upcheck(&["-H", "Connection: keep-alive", "-f", "jsonl", "-u", &url]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let seen = server.seen();
-    let sent: Vec<_> = seen
-        .requests
-        .iter()
-        .map(|request| request.header("connection"))
-        .collect();
-    assert_eq!(sent, vec![Some("keep-alive")]);
+    assert_eq!(
+        connection_headers(&server),
+        [Some("keep-alive".to_string())]
+    );
 }
