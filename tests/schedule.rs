@@ -398,8 +398,7 @@ fn connections_are_kept_only_for_hosts_named_again() {
     assert_eq!(connection_headers(&again), vec![None; 5]);
     assert_eq!(again.seen().connections, 1);
     // A host no other line names gets its connection closed after the answer, so a list
-    // of distinct hosts leaves no idle connections behind. (The last line is checked long
-    // after the whole list was read, so the scheduler knows nothing follows it.)
+    // of distinct hosts leaves no idle connections behind.
     assert_eq!(connection_headers(&once), [Some("close".to_string())]);
 }
 
