@@ -60,7 +60,7 @@ impl Error for DnsError {}
 
 /// The runtime thread's resolver: /etc/hosts, then DNS as resolv.conf says.
 struct Resolver {
-    hosts: Arc<Hosts>,
+    hosts: &'static Hosts,
     dns: TokioResolver,
 }
 
@@ -68,7 +68,7 @@ struct Resolver {
 /// takes about 850 bytes a line, and a copy per worker made a 200,000-line hosts file
 /// (ad-blocking lists are that long) cost 169 MiB at one worker and 308 MiB at two
 /// (173 MiB shared).
-static HOSTS_FILE: OnceLock<Arc<Hosts>> = OnceLock::new();
+static HOSTS_FILE: OnceLock<Hosts> = OnceLock::new();
 
 thread_local! {
     // Per runtime thread, because the resolver's connections live on the runtime that
@@ -90,9 +90,7 @@ impl Resolver {
         options.use_hosts_file = ResolveHosts::Never;
         options.cache_size = CACHE_ENTRIES;
         // A missing or unreadable hosts file is no hosts entries, as for getaddrinfo.
-        let hosts = HOSTS_FILE
-            .get_or_init(|| Arc::new(Hosts::from_system().unwrap_or_default()))
-            .clone();
+        let hosts = HOSTS_FILE.get_or_init(|| Hosts::from_system().unwrap_or_default());
         Ok(Resolver {
             hosts,
             dns: builder.build(),
