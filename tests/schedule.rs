@@ -387,13 +387,16 @@ fn a_signal_before_any_line_arrives_is_an_interruption_not_an_empty_list() {
 
 #[test]
 fn connections_are_kept_only_for_hosts_named_again() {
-    let (again, once) = (Server::start(), Server::start());
-    let mut lines: Vec<String> = (0..5).map(|n| again.url(&format!("/ok?{n}"))).collect();
+    let (first, again, once) = (Server::start(), Server::start(), Server::start());
+    // The first probe holds the one slot for half a second, so the whole list has been
+    // read when the next starts, however slowly the reading thread is scheduled.
+    let mut lines = vec![first.url("/slow/500")];
+    lines.extend((0..5).map(|n| again.url(&format!("/ok?{n}"))));
     lines.push(once.url("/ok"));
     let list = list_file(&lines);
     let run = upcheck(&["-c", "1", "-f", "jsonl", path(&list)]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(run.jsonl().len(), 6);
+    assert_eq!(run.jsonl().len(), 7);
     // The host named again keeps one connection for all five of its targets.
     assert_eq!(connection_headers(&again), vec![None; 5]);
     assert_eq!(again.seen().connections, 1);
