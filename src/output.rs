@@ -99,6 +99,28 @@ impl Output {
     }
 }
 
+/// Whether `a` and `b` name one file: the same device and inode when both exist, else the
+/// same name once links are followed and the directory holding it is made absolute.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    let (a, b) = (follow_links(a), follow_links(b));
+    match (fs::metadata(&a), fs::metadata(&b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => absolute_name(&a) == absolute_name(&b),
+    }
+}
+
+/// `path` with its directory made canonical, for comparing names of files not created yet.
+fn absolute_name(path: &Path) -> PathBuf {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    match (fs::canonicalize(directory), path.file_name()) {
+        (Ok(directory), Some(name)) => directory.join(name),
+        _ => path.to_owned(),
+    }
+}
+
 /// The file `path` names once symbolic links are followed (a link to a missing file
 /// included, so the report is created where the link points).
 fn follow_links(path: &Path) -> PathBuf {

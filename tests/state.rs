@@ -296,3 +296,34 @@ fn changes_only_needs_a_state_and_the_text_format() {
     assert_eq!(json.code, Some(2));
     assert!(json.stderr.contains("text format"), "{}", json.stderr);
 }
+
+#[test]
+fn a_report_and_a_state_in_one_file_are_refused() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let state = state_in(&dir);
+    let server = Server::start();
+    let list = list_file(&[server.url("/ok")]);
+    let refused = |report: &str| {
+        let run = run(&state, &["-o", report, "-f", "json"], path(&list));
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("-o and --state name the same file"),
+            "{}",
+            run.stderr
+        );
+    };
+    // Not there yet, and named another way.
+    refused(&format!("{}/./upcheck.state", dir.path().display()));
+    assert!(fs::metadata(&state).is_err(), "no file is made");
+    assert!(server.seen().requests.is_empty(), "nothing is probed");
+    // There, from an earlier run: left as it was.
+    assert_eq!(run(&state, &[], path(&list)).code, Some(0));
+    let before = fs::read(&state).expect("the state file");
+    refused(&state);
+    assert_eq!(fs::read(&state).expect("the state file"), before);
+    assert_eq!(
+        server.seen().requests.len(),
+        1,
+        "only the earlier run probed"
+    );
+}
