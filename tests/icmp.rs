@@ -129,9 +129,9 @@ fn echoes_to_one_host_count_against_per_host() {
 
 #[test]
 fn echoes_are_paced_by_rate() {
-    // One start every 2 s: at 0 s and 2 s, and the third would be at 4 s, past the 3 s
-    // deadline. Unpaced, all three would start at once.
-    let mut args = vec!["-f", "json", "--rate", "0.5", "-t", "10s", "-d", "3s"];
+    // One start every 2 s: at 0 s and 2 s, and the third would be at 4 s, past the 3.9 s
+    // deadline however late the first start comes. Unpaced, all three would start at once.
+    let mut args = vec!["-f", "json", "--rate", "0.5", "-t", "10s", "-d", "3900ms"];
     for target in [
         "icmp://127.0.0.11",
         "icmp://127.0.0.12",
