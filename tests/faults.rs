@@ -68,6 +68,31 @@ fn target_side_faults_get_the_right_kind() {
 }
 
 #[test]
+fn a_server_closing_each_connection_after_its_answer_fails_no_target() {
+    // HTTP/1.1 lets a server close an idle connection at any time. A request that went
+    // out over one it had just closed is sent again over a new connection, so no target
+    // fails for the connection the one before it left behind.
+    let server = Server::start();
+    let paths: Vec<String> = (0..40).map(|n| format!("/ok-then-close?{n}")).collect();
+    let run = Upcheck::new()
+        .format("jsonl")
+        .args(["-c", "1", "--threads", "1"])
+        .urls(paths.iter().map(|p| server.url(p)))
+        .run();
+    let results = run.jsonl();
+    assert_eq!(results.len(), paths.len());
+    for result in &results {
+        assert_eq!(result["ok"], true, "{result}");
+        assert_eq!(
+            result["attempts"], 1,
+            "sent again within the attempt: {result}"
+        );
+    }
+    assert_eq!(run.code, Some(0));
+    assert_eq!(server.seen().connections, paths.len(), "one each");
+}
+
+#[test]
 fn body_faults_show_when_the_body_is_read() {
     let server = Server::start();
     let cases = [

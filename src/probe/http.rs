@@ -33,6 +33,11 @@ use crate::values::StatusSet;
 /// each). Connections to hosts no recent line names are closed at once ([`Reuse::Close`]).
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// Times a request goes again after failing over an idle connection the server had
+/// closed: the pool hands out one such connection at most per host in practice (it drops
+/// those it has seen closed), and a few more are still a race, not a fault of the target.
+const CLOSED_CONNECTION_RESENDS: u32 = 4;
+
 /// Body bytes read after a verdict that needs no body, only when already arrived, so the
 /// connection can be reused without ever waiting on a slow body.
 const DRAIN_READY_BYTES: usize = 64 * 1024;
@@ -137,7 +142,10 @@ impl HttpProber {
                 )
             }
         };
-        let mut response = match self.send(&client, url, settings, reuse).await {
+        let mut response = match self
+            .send_over_live(&client, url, settings, reuse, trace)
+            .await
+        {
             Sent::Response(response) => response,
             Sent::Refused(status, refused) => {
                 let (timings, address) = trace.failed_timings();
@@ -203,6 +211,43 @@ impl HttpProber {
             address,
             timings,
             banner: None,
+        }
+    }
+
+    /// Sends the request for `url` as [`send`](Self::send) does, again while it fails on an
+    /// idle connection the server had closed.
+    ///
+    /// HTTP/1.1 lets a server close an idle connection at any time, and one closing just
+    /// as a request goes out makes that request fail (reset, or closed before a response)
+    /// through no fault of the target. As browsers and Go's client do, an idempotent
+    /// request that failed so, over a connection this attempt did not make, goes again;
+    /// a failed connection leaves the pool, so soon it goes over a new connection, whose
+    /// failure counts.
+    async fn send_over_live(
+        &self,
+        client: &Client,
+        url: &Url,
+        settings: &TargetSettings,
+        reuse: Reuse,
+        trace: &AttemptTrace,
+    ) -> Sent {
+        let mut sends_left = 1 + CLOSED_CONNECTION_RESENDS;
+        loop {
+            let connections = trace.connections_begun();
+            let sent = self.send(client, url, settings, reuse).await;
+            sends_left -= 1;
+            let Sent::Failed(err, _) = &sent else {
+                return sent;
+            };
+            let over_reused = trace.connections_begun() == connections;
+            if sends_left == 0
+                || !over_reused
+                || !settings.method.is_idempotent()
+                || classify_http_error(err).kind != ErrorKind::Protocol
+            {
+                return sent;
+            }
+            trace.sending_again();
         }
     }
 

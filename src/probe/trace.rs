@@ -74,9 +74,15 @@ impl AttemptTrace {
         })
     }
 
-    /// Notes that a redirect is being followed: the next request goes out now.
-    pub(crate) fn redirected(&self) {
+    /// Notes that a request goes out again now (a redirect followed, or a request sent
+    /// anew over another connection): its time to headers counts from here.
+    pub(crate) fn sending_again(&self) {
         lock(&self.inner).request_sent = Instant::now();
+    }
+
+    /// How many connections this attempt has begun to set up.
+    pub(crate) fn connections_begun(&self) -> usize {
+        lock(&self.inner).connections.len()
     }
 
     /// The connection set up in this attempt whose local address is `local`.
@@ -241,7 +247,7 @@ impl<F: Future> Future for Traced<F> {
 pub(crate) fn note_redirect() {
     ATTEMPT.with(|attempt| {
         if let Some(attempt) = attempt.borrow().as_ref() {
-            attempt.redirected();
+            attempt.sending_again();
         }
     });
 }

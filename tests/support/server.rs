@@ -343,6 +343,7 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> Option
 #[allow(dead_code)] // Read by examples/fleet.rs; the tests read the match itself.
 pub const BEHAVIOURS: &str = "\
 /ok                      200, at once
+/ok-then-close           200 (keep-alive, as HTTP/1.1 is), closing the connection 20 ms later
 /status/CODE             that status
 /slow/MS                 200 after MS milliseconds
 /hang                    reads the request, never answers (a black hole)
@@ -388,6 +389,12 @@ async fn respond<S: AsyncWrite + Unpin>(
     };
     match parts[0] {
         "" | "ok" => reply(stream, 200, &[], "ok\n").await,
+        "ok-then-close" => {
+            reply(stream, 200, &[], "ok\n").await;
+            // Long enough for the client to send its next request over the connection.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Next::Close
+        }
         "status" => reply(stream, number(1) as u16, &[], "status\n").await,
         "slow" => {
             tokio::time::sleep(Duration::from_millis(number(1))).await;
