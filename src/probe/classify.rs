@@ -62,6 +62,16 @@ pub(crate) fn classify_http_error(err: &reqwest::Error) -> Failure {
     Failure::new(ErrorKind::Other, causes.innermost())
 }
 
+/// The failure of a body or banner (`what`) that did not contain `needle` in the `read`
+/// bytes looked at.
+pub(crate) fn text_missing(what: &str, needle: &str, read: usize) -> Failure {
+    let unit = if read == 1 { "byte" } else { "bytes" };
+    Failure::new(
+        ErrorKind::Body,
+        format!("{what} does not contain {needle:?} (read {read} {unit})"),
+    )
+}
+
 /// Whether `err` means this process (or the system) has no file descriptor to spare: a
 /// sign to slow down, not something wrong with the target.
 pub(crate) fn is_out_of_files(err: &io::Error) -> bool {
@@ -118,5 +128,25 @@ impl<'a> Causes<'a> {
         self.chain
             .last()
             .map_or_else(|| "unknown error".to_owned(), |err| err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_text_counts_what_was_read_in_words() {
+        let one = text_missing("banner", "SSH", 1);
+        assert_eq!(one.kind, ErrorKind::Body);
+        assert_eq!(
+            one.message,
+            r#"banner does not contain "SSH" (read 1 byte)"#
+        );
+        let many = text_missing("body", "up", 2048);
+        assert_eq!(
+            many.message,
+            r#"body does not contain "up" (read 2048 bytes)"#
+        );
     }
 }

@@ -14,7 +14,7 @@ use reqwest::{Client, Method, Response, StatusCode, Url};
 
 use super::attempt::Attempt;
 use super::classify::{
-    classify_http_error, is_out_of_files, Causes, RedirectRefused, MAX_REDIRECTS,
+    classify_http_error, is_out_of_files, text_missing, Causes, RedirectRefused, MAX_REDIRECTS,
 };
 use super::connect::TraceLayer;
 use super::environment::ShownProxy;
@@ -334,13 +334,10 @@ impl HttpProber {
                 Err(err) => return Some(classify_http_error(&err)),
             }
         }
-        Some(Failure::new(
-            ErrorKind::Body,
-            format!(
-                "body does not contain {:?} (read {} bytes)",
-                String::from_utf8_lossy(needle),
-                body.len()
-            ),
+        Some(text_missing(
+            "body",
+            &String::from_utf8_lossy(needle),
+            body.len(),
         ))
     }
 }
@@ -440,8 +437,9 @@ fn status_failure(status: StatusCode, expected: &StatusSet) -> Failure {
 /// Reads `Retry-After` as delay-seconds or an HTTP date.
 pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+        // More seconds than a u64 holds is still a wait, the longest there is.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
@@ -469,6 +467,14 @@ mod tests {
         headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
         let wait = parse_retry_after(&headers).unwrap();
         assert!(wait > Duration::from_secs(80) && wait <= Duration::from_secs(90));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("99999999999999999999"),
+        );
+        assert_eq!(
+            parse_retry_after(&headers),
+            Some(Duration::from_secs(u64::MAX))
+        );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(parse_retry_after(&headers), None);
     }

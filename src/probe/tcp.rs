@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::attempt::Attempt;
-use super::classify::{describe_io, dns_failure, is_out_of_files};
+use super::classify::{describe_io, dns_failure, is_out_of_files, text_missing};
 use super::http::contains;
 use super::resolve::{self, AddressRules};
 use super::trace::ConnectionTrace;
@@ -132,14 +132,7 @@ async fn check_banner(mut stream: TcpStream, check: &BannerCheck<'_>, started: I
             ErrorKind::Body,
             "the service closed the connection without sending a banner",
         )),
-        _ => Some(Failure::new(
-            ErrorKind::Body,
-            format!(
-                "banner does not contain {:?} (read {} bytes)",
-                check.needle,
-                read.len()
-            ),
-        )),
+        _ => Some(text_missing("banner", check.needle, read.len())),
     };
     Attempt {
         banner: first_line(&read),
