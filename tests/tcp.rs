@@ -1,4 +1,12 @@
-use crate::support::{refused_port, unresolvable_host, upcheck, wait_until, Server};
+use std::net::TcpListener;
+use std::thread;
+use std::time::Duration;
+
+use socket2::SockRef;
+
+use crate::support::{
+    list_file, path, refused_port, unresolvable_host, upcheck, wait_until, Server,
+};
 
 #[test]
 fn tcp_connect_probes() {
@@ -42,4 +50,37 @@ fn tcp_targets_over_ipv6_loopback() {
     let port = listener.local_addr().unwrap().port();
     let run = upcheck(&["-f", "json", "-u", &format!("tcp://[::1]:{port}")]);
     assert_eq!(run.code, Some(0), "{}", run.stdout);
+}
+
+#[test]
+fn a_service_that_accepts_and_resets_at_once_is_open_every_time() {
+    // Each connection is accepted, then reset (a zero linger close). The reset reaches
+    // the client before or after its connect returns, as the threads happen to run.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let target = format!("tcp://{}", listener.local_addr().expect("an address"));
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
+    });
+    let list = list_file(&vec![target; 30]);
+    for threads in ["1", "2"] {
+        let run = upcheck(&["--threads", threads, "-f", "jsonl", path(&list)]);
+        assert_eq!(run.code, Some(0), "{}", run.stdout);
+        assert_eq!(run.jsonl().len(), 30);
+        let banner = upcheck(&[
+            "--threads",
+            threads,
+            "--banner-contains",
+            "SSH",
+            "-f",
+            "jsonl",
+            path(&list),
+        ]);
+        assert_eq!(banner.code, Some(1));
+        for result in banner.jsonl() {
+            assert_eq!(result["error_kind"], "protocol", "{result}");
+            assert_eq!(result["error"], "connection reset by peer", "{result}");
+        }
+    }
 }

@@ -69,6 +69,15 @@ pub(crate) async fn connect(
             attempt.traced(connection.timings(), address)
         }
         Err(err) if is_out_of_files(&err) => Attempt::out_of_files(started.elapsed(), &err),
+        // A reset once the handshake is done (one in answer to the SYN is "refused"): the
+        // port accepted the connection and its service dropped it at once. Whether the
+        // reset lands before the connect returns or after is timing, so the verdict is
+        // the same either way: open, and for a banner, the reset that read would meet.
+        Err(err) if err.kind() == io::ErrorKind::ConnectionReset => Attempt {
+            failure: banner.map(|_| Failure::new(ErrorKind::Protocol, describe_io(&err))),
+            ..Attempt::healthy(started.elapsed())
+        }
+        .traced(connection.timings(), None),
         Err(err) => Attempt::failed(
             started.elapsed(),
             Failure::new(ErrorKind::Connect, describe_io(&err)),
