@@ -45,7 +45,7 @@ pub(crate) fn classify_http_error(err: &reqwest::Error) -> Failure {
         return dns_failure(dns);
     }
     if let Some(tls) = causes.find::<rustls::Error>() {
-        return Failure::new(ErrorKind::Tls, format!("TLS handshake failed: {tls}"));
+        return Failure::new(ErrorKind::Tls, describe_tls(tls));
     }
     if err.is_timeout() {
         return Failure::new(ErrorKind::Timeout, "timed out");
@@ -70,6 +70,43 @@ pub(crate) fn text_missing(what: &str, needle: &str, read: usize) -> Failure {
         ErrorKind::Body,
         format!("{what} does not contain {needle:?} (read {read} {unit})"),
     )
+}
+
+/// A sentence for a failed handshake. rustls words a certificate's faults that carry
+/// their context (the name, the dates) but names the others only by their variant.
+fn describe_tls(err: &rustls::Error) -> String {
+    use rustls::CertificateError as Cert;
+    let rustls::Error::InvalidCertificate(fault) = err else {
+        return format!("TLS handshake failed: {err}");
+    };
+    let why = match fault {
+        Cert::UnknownIssuer => {
+            "not signed by a trusted CA (--cacert adds one; -k checks none)".to_owned()
+        }
+        Cert::Expired => "expired".to_owned(),
+        Cert::NotValidYet => "not valid yet".to_owned(),
+        Cert::Revoked => "revoked".to_owned(),
+        Cert::BadSignature => "its signature does not verify".to_owned(),
+        Cert::BadEncoding => "not a well-formed certificate".to_owned(),
+        Cert::NotValidForName => "not valid for the name asked for".to_owned(),
+        Cert::InvalidPurpose => "not issued for a server (extended key usage)".to_owned(),
+        Cert::UnsupportedSignatureAlgorithmContext { .. }
+        | Cert::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "signed with an algorithm not supported".to_owned()
+        }
+        Cert::UnhandledCriticalExtension => "has a critical extension not understood".to_owned(),
+        Cert::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+            Some(webpki::Error::CaUsedAsEndEntity) => {
+                "a CA's certificate (CA:TRUE), served as the server's own".to_owned()
+            }
+            Some(webpki::Error::EndEntityUsedAsCa) => {
+                "issued by a certificate that is not a CA's".to_owned()
+            }
+            _ => other.to_string(),
+        },
+        _ => fault.to_string(),
+    };
+    format!("TLS handshake failed: the server's certificate is refused: {why}")
 }
 
 /// Whether `err` means this process (or the system) has no file descriptor to spare: a
@@ -134,6 +171,32 @@ impl<'a> Causes<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_faults_read_as_sentences() {
+        use rustls::{CertificateError, OtherError};
+        use std::sync::Arc;
+        let said = |fault| describe_tls(&rustls::Error::InvalidCertificate(fault));
+        assert_eq!(
+            said(CertificateError::UnknownIssuer),
+            "TLS handshake failed: the server's certificate is refused: \
+             not signed by a trusted CA (--cacert adds one; -k checks none)"
+        );
+        let ca = OtherError(Arc::new(webpki::Error::CaUsedAsEndEntity));
+        assert!(said(CertificateError::Other(ca))
+            .ends_with("refused: a CA's certificate (CA:TRUE), served as the server's own"));
+        // What rustls words with its context is kept as it is.
+        let name = CertificateError::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("a.example").expect("a name"),
+            presented: vec!["DnsName(\"b.example\")".to_owned()],
+        };
+        assert!(said(name).contains("certificate not valid for name \"a.example\""));
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        assert_eq!(
+            describe_tls(&alert),
+            format!("TLS handshake failed: {alert}")
+        );
+    }
 
     #[test]
     fn missing_text_counts_what_was_read_in_words() {
