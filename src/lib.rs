@@ -168,14 +168,6 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     let started = Instant::now();
     // Everything that can be refused is opened before anything is probed.
     let inputs = Inputs::open(&settings.files, &settings.checks, &settings.urls)?;
-    if let (Some(report), Some((state, _))) = (settings.output.as_deref(), &settings.state) {
-        if output::same_file(report, state) {
-            bail!(
-                "-o and --state name the same file '{}': one would replace the other",
-                state.display()
-            );
-        }
-    }
     let output = Output::open(settings.output.as_deref(), inputs.regular_files())?;
     let state = match &settings.state {
         Some((path, reset)) => Some(StateFile::open(path, *reset, inputs.regular_files())?),

@@ -2,7 +2,7 @@
 //! low-level arguments into high-level ones: each stage gets what it needs already parsed,
 //! and nothing later reads the options again.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::rate::Rate;
 use crate::report::Format;
 use crate::schedule::Limits;
 use crate::shard::Shard;
-use crate::values;
+use crate::{output, values};
 
 /// Everything a run needs to know, from the command line.
 pub(crate) struct Settings {
@@ -68,6 +68,7 @@ impl Settings {
     /// The settings `cli` asks for; fails on what clap cannot check (the `-H` values).
     pub(crate) fn from_cli(cli: Cli) -> anyhow::Result<Self> {
         let headers = values::parse_headers(&cli.headers)?;
+        refuse_output_over_option_files(&cli)?;
         // Machine formats carry previous_ok and ok for a filter, and have no room for bars.
         for (asked, option) in [
             (cli.changes_only, "--changes-only"),
@@ -129,6 +130,39 @@ impl Settings {
             histogram: cli.histogram,
         })
     }
+}
+
+/// Refuses `-o` naming a file another option reads or writes (`--state`, a `-H @FILE`,
+/// the TLS files): the report would replace it. Input lists and checks files are refused
+/// when opened, by identity.
+fn refuse_output_over_option_files(cli: &Cli) -> anyhow::Result<()> {
+    let Some(report) = &cli.output else {
+        return Ok(());
+    };
+    let header_files = cli
+        .headers
+        .iter()
+        .filter_map(|header| header.strip_prefix('@'))
+        .map(|file| ("-H", Path::new(file)));
+    let files = [
+        ("--state", cli.state.as_deref()),
+        ("--cacert", cli.cacert.as_deref()),
+        ("--cert", cli.cert.as_deref()),
+        ("--key", cli.key.as_deref()),
+    ];
+    let named = files
+        .into_iter()
+        .filter_map(|(option, path)| Some((option, path?)))
+        .chain(header_files);
+    for (option, path) in named {
+        if output::same_file(report, path) {
+            bail!(
+                "-o and {option} name the same file '{}': the report would replace it",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The TLS files `--cacert`, `--cert` and `--key` name, read and checked; an error names
