@@ -43,7 +43,7 @@ const PROBE_METRICS: [ProbeMetric; 6] = [
     (
         "probe_dns_lookup_time_seconds",
         "Time the host name's lookup took, in seconds; absent when none was made.",
-        |result| result.timings.dns_ms.map(|ms| ms / 1000.0),
+        |result| result.timings.dns_ms.map(seconds),
     ),
     (
         "probe_ip_protocol",
@@ -102,7 +102,7 @@ pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
              only the phases that happened.",
         );
         for (result, phase, ms) in phases {
-            sample(&mut out, metric, result, named, Some(phase), ms / 1000.0);
+            sample(&mut out, metric, result, named, Some(phase), seconds(ms));
         }
     }
     // blackbox_exporter's ICMP prober reports the round trip as a phase of its own.
@@ -131,7 +131,7 @@ pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
         (
             "upcheck_run_duration_seconds",
             "Wall time of the run, in seconds.",
-            summary.elapsed_ms / 1000.0,
+            seconds(summary.elapsed_ms),
         ),
     ];
     for (metric, help, value) in run {
@@ -139,6 +139,12 @@ pub(crate) fn render(results: &[TargetResult], summary: &Summary) -> String {
         let _ = writeln!(out, "{metric} {value}");
     }
     out
+}
+
+/// Seconds from milliseconds kept to the microsecond, as the nearest `f64` to the decimal:
+/// dividing by 1,000 alone printed `0.0030670000000000003` for 3.067 ms.
+fn seconds(millis: f64) -> f64 {
+    (millis * 1000.0).round() / 1_000_000.0
 }
 
 /// One sample of `metric` for `result`, labelled by target (and name, when any entry has
@@ -209,6 +215,13 @@ mod tests {
     use crate::outcome::{ErrorKind, Failure};
     use crate::report::sample_result as result;
     use std::time::Duration;
+
+    #[test]
+    fn milliseconds_become_the_nearest_seconds() {
+        assert_eq!(seconds(3.067).to_string(), "0.003067");
+        assert_eq!(seconds(0.24).to_string(), "0.00024");
+        assert_eq!(seconds(1500.0).to_string(), "1.5");
+    }
 
     #[test]
     fn label_values_are_escaped() {
