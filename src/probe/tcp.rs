@@ -159,13 +159,17 @@ enum BannerEnd {
     Failed(io::Error),
 }
 
-/// The first line of `read`, CR and LF removed, at most [`BANNER_CHARS`] characters;
+/// The first line of `read` that is not blank, CR and LF removed, at most [`BANNER_CHARS`] characters;
 /// `None` when nothing was read.
 fn first_line(read: &[u8]) -> Option<String> {
     if read.is_empty() {
         return None;
     }
-    let line = read.split(|&b| b == b'\n').next().unwrap_or_default();
+    // Some services greet with blank lines first (SSH allows lines before its version).
+    let line = read
+        .split(|&b| b == b'\n')
+        .find(|line| line.iter().any(|&b| b != b'\r'))
+        .unwrap_or_default();
     Some(
         String::from_utf8_lossy(line)
             .chars()
@@ -187,6 +191,10 @@ mod tests {
             Some("SSH-2.0-OpenSSH_9.6".to_owned())
         );
         assert_eq!(first_line(b"\r\n"), Some(String::new()));
+        assert_eq!(
+            first_line(b"\r\n\r\nSSH-2.0-x\r\n"),
+            Some("SSH-2.0-x".to_owned())
+        );
         assert_eq!(first_line(b"no newline"), Some("no newline".to_owned()));
         let long = first_line(&[b'a'; 1000]).unwrap();
         assert_eq!(long.chars().count(), BANNER_CHARS);
