@@ -175,9 +175,10 @@ impl Inputs {
                     Source::Checks { name, file } => {
                         read_checks(name, file, &mut numbering, &outlet)
                     }
-                    Source::Urls(urls) => urls
-                        .into_iter()
-                        .all(|url| outlet.targets(&mut numbering, URL_SOURCE.into(), None, &url)),
+                    // White space around a -u value is no part of it, as around a line.
+                    Source::Urls(urls) => urls.into_iter().all(|url| {
+                        outlet.targets(&mut numbering, URL_SOURCE.into(), None, url.trim())
+                    }),
                 };
                 if !sent {
                     return;

@@ -20,6 +20,15 @@ fn comments_blank_lines_crlf_and_bom_are_accepted() {
 }
 
 #[test]
+fn white_space_around_a_url_option_is_no_part_of_it() {
+    let server = Server::start();
+    let url = server.url("/ok");
+    let run = upcheck(&["-f", "json", "-u", &format!(" \t{url}  ")]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.results()[0]["target"], url.as_str());
+}
+
+#[test]
 fn invalid_lines_are_results_and_the_rest_is_checked() {
     let server = Server::start();
     let mut bytes = b"ftp://files.test/\nexample.com\ntcp://db.test\n\xff\xfeoops\n".to_vec();
