@@ -1,3 +1,7 @@
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::support::{upcheck, Server, Upcheck};
@@ -102,4 +106,70 @@ fn plain_http_and_tcp_have_no_certificate() {
     assert!(result["cert_expires_at"].is_null() && result["cert_days_left"].is_null());
     let (_, result) = check(&[], &format!("tcp://{}", server.addr));
     assert!(result["cert_expires_at"].is_null());
+}
+
+/// A proxy on loopback that tunnels each `CONNECT NAME:PORT` to 127.0.0.1:PORT (never
+/// looking NAME up); returns its port and the request lines it saw.
+fn tunnelling_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("an address").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let noted = seen.clone();
+    thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let noted = noted.clone();
+            thread::spawn(move || tunnel(client, &noted));
+        }
+    });
+    (port, seen)
+}
+
+fn tunnel(client: TcpStream, seen: &Mutex<Vec<String>>) -> io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 2 {
+        line.clear();
+    }
+    seen.lock().unwrap().push(request.trim_end().to_owned());
+    let port = request
+        .split_whitespace()
+        .nth(1)
+        .and_then(|authority| authority.rsplit_once(':'))
+        .map(|(_, port)| port.to_owned())
+        .unwrap_or_default();
+    let server = TcpStream::connect(format!("127.0.0.1:{port}"))?;
+    let mut client = client;
+    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+    let (mut from_server, mut to_server) = (server.try_clone()?, server);
+    let mut to_client = client.try_clone()?;
+    thread::spawn(move || io::copy(&mut from_server, &mut to_client));
+    io::copy(&mut reader, &mut to_server)?;
+    Ok(())
+}
+
+#[test]
+fn a_certificate_is_read_through_a_proxy_tunnel_too() {
+    let not_after = now() + 10 * DAY + 3600;
+    let server = Server::start_tls_expiring_at(not_after);
+    let (proxy_port, seen) = tunnelling_proxy();
+    // A pinned name, so the target is not loopback by name and goes through the proxy.
+    let authority = format!("tunnelled.upcheck.test:{}", server.addr.port());
+    let run = Upcheck::new()
+        .env("HTTPS_PROXY", &format!("http://127.0.0.1:{proxy_port}"))
+        .format("json")
+        .args(["-k", "--cert-min-days", "30", "--resolve"])
+        .args([format!("{authority}:127.0.0.1")])
+        .urls([format!("https://{authority}/ok")])
+        .run();
+    let result = &run.results()[0];
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [format!("CONNECT {authority} HTTP/1.1")],
+        "{result}"
+    );
+    assert_eq!(result["error_kind"], "cert_expiry", "{result}");
+    assert_eq!(result["cert_days_left"], 10, "{result}");
+    assert_eq!(run.code, Some(1));
 }

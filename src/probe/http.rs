@@ -23,7 +23,7 @@ use super::settings::{ClientSettings, TargetSettings};
 use super::tls::{self, ChainExpiries, TlsKey, TlsSettings};
 use super::trace::{self, AttemptTrace};
 use super::Reuse;
-use crate::calendar::rfc3339;
+use crate::calendar::{rfc3339, unix_now};
 use crate::outcome::{millis, CertExpiry, ErrorKind, Failure};
 use crate::values::StatusSet;
 
@@ -176,13 +176,20 @@ impl HttpProber {
         let headers_at = Instant::now();
         let info = response.extensions().get::<HttpInfo>();
         let address = info.map(HttpInfo::remote_addr);
-        let mut timings = trace.response_timings(info.map(HttpInfo::local_addr), headers_at);
+        let local = info.map(HttpInfo::local_addr);
+        let mut timings = trace.response_timings(local, headers_at);
         let status = response.status();
         let cert = response
             .extensions()
             .get::<reqwest::tls::TlsInfo>()
             .and_then(reqwest::tls::TlsInfo::peer_certificate)
-            .and_then(|der| self.chains.expiry(der));
+            .and_then(|der| self.chains.expiry(der))
+            // A connection tunnelled through a proxy carries no TLS details (reqwest leaves
+            // them out): the chain noted as this attempt made the connection stands in.
+            .or_else(|| {
+                let not_after = trace.chain_expiry(local)?;
+                Some(CertExpiry::seen_at(not_after, unix_now()))
+            });
         let retry_after = match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                 parse_retry_after(response.headers())

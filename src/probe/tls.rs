@@ -185,11 +185,9 @@ pub(crate) struct ChainExpiries {
 }
 
 impl ChainExpiries {
-    /// Notes the chain `leaf` + `intermediates` as served.
-    fn note(&self, leaf: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) {
-        let Ok(leaf_expiry) = cert::not_after(leaf) else {
-            return;
-        };
+    /// Notes the chain `leaf` + `intermediates` as served; returns its earliest expiry.
+    fn note(&self, leaf: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> Option<i64> {
+        let leaf_expiry = cert::not_after(leaf).ok()?;
         let earliest = intermediates
             .iter()
             .filter_map(|der| cert::not_after(der).ok())
@@ -207,6 +205,7 @@ impl ChainExpiries {
                 map.remove(leaf.as_ref());
             }
         }
+        Some(earliest.unwrap_or(leaf_expiry))
     }
 
     /// The earliest expiry of the chain last served with the leaf `der`.
@@ -302,7 +301,10 @@ impl ServerCertVerifier for Recording {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.chains.note(end_entity, intermediates);
+        let earliest = self.chains.note(end_entity, intermediates);
+        if let (Some(connection), Some(earliest)) = (ConnectionTrace::current(), earliest) {
+            connection.served_chain_expiring(earliest);
+        }
         self.inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }

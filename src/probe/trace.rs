@@ -51,6 +51,8 @@ struct ConnectionInner {
     ready: Option<Instant>,
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
+    /// The earliest notAfter (Unix seconds) of the certificate chain the server sent.
+    chain_expiry: Option<i64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,6 +118,14 @@ impl AttemptTrace {
         timings
     }
 
+    /// The earliest expiry of the chain served over the connection this attempt made from
+    /// local address `local`; none for a connection it did not make.
+    pub(crate) fn chain_expiry(&self, local: Option<SocketAddr>) -> Option<i64> {
+        let connection = self.connection_at(local?)?;
+        let expiry = lock(&connection.inner).chain_expiry;
+        expiry
+    }
+
     /// The phases of a failed attempt: those of the last connection it tried to set up.
     pub(crate) fn failed_timings(&self) -> (Timings, Option<SocketAddr>) {
         match self.last_connection() {
@@ -165,6 +175,11 @@ impl ConnectionTrace {
         lock(&self.inner)
             .tls_started
             .get_or_insert_with(Instant::now);
+    }
+
+    /// Notes the earliest expiry (Unix seconds) of the certificate chain served.
+    pub(crate) fn served_chain_expiring(&self, unix: i64) {
+        lock(&self.inner).chain_expiry = Some(unix);
     }
 
     /// Notes that the connection is ready for requests, between `local` and `remote`.
