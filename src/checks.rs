@@ -142,6 +142,16 @@ impl<R: BufRead> Reader<R> {
         self.input
     }
 
+    /// The TLS files (`ca_file`, `client_cert`, `client_key`) the entries read so far name.
+    pub(crate) fn tls_files(&self) -> Vec<PathBuf> {
+        let files = &self.files;
+        let identities = files
+            .identities
+            .keys()
+            .flat_map(|(cert, key)| std::iter::once(cert).chain(key));
+        files.roots.keys().chain(identities).cloned().collect()
+    }
+
     /// The entries of the next table (a table can hold none, or more when the file
     /// nests them in ways the cut does not see); `None` at the end of the file.
     pub(crate) fn next_entries(&mut self) -> anyhow::Result<Option<Vec<CheckEntry>>> {

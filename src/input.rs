@@ -112,9 +112,17 @@ impl Inputs {
             sources.push(Source::File { name, reader });
         }
         for path in checks {
-            sources.push(open_checks(path)?);
+            let (source, tls_files) = open_checks(path)?;
+            sources.push(source);
+            let name = path.to_string_lossy();
+            for tls_file in tls_files {
+                if let Some(id) = fs::metadata(&tls_file).ok().as_ref().and_then(FileId::of) {
+                    let shown = format!("{} (named in {name})", tls_file.display());
+                    regular.push((shown, id));
+                }
+            }
             if let Some(id) = fs::metadata(path).ok().as_ref().and_then(FileId::of) {
-                regular.push((path.to_string_lossy().into_owned(), id));
+                regular.push((name.into_owned(), id));
             }
         }
         if files.is_empty() && checks.is_empty() && urls.is_empty() {
@@ -197,8 +205,9 @@ fn stdin_file() -> Option<FileId> {
 
 /// Opens a checks file and, for a regular file, reads it through once, one table at a
 /// time, so that a file that is not a checks file fails before probing without being
-/// held in memory. A pipe cannot be read twice: it is read once, as it streams in.
-fn open_checks(path: &Path) -> anyhow::Result<Source> {
+/// held in memory, and returns with it the TLS files its entries name. A pipe cannot be
+/// read twice: it is read once, as it streams in.
+fn open_checks(path: &Path) -> anyhow::Result<(Source, Vec<PathBuf>)> {
     if path.as_os_str() == "-" {
         bail!("--checks needs a file: standard input is read only as a plain list");
     }
@@ -212,14 +221,15 @@ fn open_checks(path: &Path) -> anyhow::Result<Source> {
         .with_context(|| format!("cannot read '{name}'"))?
         .is_file();
     if !regular {
-        return Ok(Source::Checks { name, file });
+        return Ok((Source::Checks { name, file }, Vec::new()));
     }
     let mut reader = checks::Reader::new(&name, BufReader::new(file));
     while reader.next_entries()?.is_some() {}
+    let tls_files = reader.tls_files();
     let mut file = reader.into_inner().into_inner();
     file.rewind()
         .with_context(|| format!("cannot read '{name}' again"))?;
-    Ok(Source::Checks { name, file })
+    Ok((Source::Checks { name, file }, tls_files))
 }
 
 /// Sends every entry of a checks file, read again one table at a time; returns false

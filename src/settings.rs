@@ -132,34 +132,40 @@ impl Settings {
     }
 }
 
-/// Refuses `-o` naming a file another option reads or writes (`--state`, a `-H @FILE`,
-/// the TLS files): the report would replace it. Input lists and checks files are refused
-/// when opened, by identity.
+/// Refuses `-o` or `--state` naming a file another option reads or writes (each other,
+/// a `-H @FILE`, the TLS files): the file written would replace it. Input lists, checks
+/// files and the TLS files these name are refused when opened, by identity.
 fn refuse_output_over_option_files(cli: &Cli) -> anyhow::Result<()> {
-    let Some(report) = &cli.output else {
-        return Ok(());
-    };
     let header_files = cli
         .headers
         .iter()
         .filter_map(|header| header.strip_prefix('@'))
-        .map(|file| ("-H", Path::new(file)));
-    let files = [
+        .map(|file| ("-H", Some(Path::new(file))));
+    let written = [
+        ("-o", cli.output.as_deref()),
         ("--state", cli.state.as_deref()),
+    ];
+    let read = [
         ("--cacert", cli.cacert.as_deref()),
         ("--cert", cli.cert.as_deref()),
         ("--key", cli.key.as_deref()),
     ];
-    let named = files
-        .into_iter()
-        .filter_map(|(option, path)| Some((option, path?)))
-        .chain(header_files);
-    for (option, path) in named {
-        if output::same_file(report, path) {
-            bail!(
-                "-o and {option} name the same file '{}': the report would replace it",
-                path.display()
-            );
+    for (at, (writer, written_path)) in written.iter().enumerate() {
+        let Some(written_path) = written_path else {
+            continue;
+        };
+        let others = written[at + 1..]
+            .iter()
+            .copied()
+            .chain(read)
+            .chain(header_files.clone());
+        for (option, path) in others {
+            if path.is_some_and(|path| output::same_file(written_path, path)) {
+                bail!(
+                    "{writer} and {option} name the same file '{}': it would be replaced",
+                    written_path.display()
+                );
+            }
         }
     }
     Ok(())

@@ -529,3 +529,51 @@ fn curl_agrees_on_trust_client_certificates_and_pinned_names() {
         );
     }
 }
+
+#[test]
+fn a_report_or_state_over_a_tls_file_is_refused() {
+    let pki = Pki::new();
+    let checks = pki.dir().join("checks.toml");
+    std::fs::write(
+        &checks,
+        "[[check]]\nurl = \"https://127.0.0.1:1/\"\nca_file = \"ca.pem\"\n\
+         client_cert = \"client.pem\"\nclient_key = \"client-key.pem\"\n",
+    )
+    .unwrap();
+    let checks_arg = checks.to_str().unwrap();
+    let originals: Vec<(String, Vec<u8>)> = ["ca.pem", "client.pem", "client-key.pem"]
+        .iter()
+        .map(|name| (pki.path(name), std::fs::read(pki.path(name)).unwrap()))
+        .collect();
+    for (file, _) in &originals {
+        // --state-reset, or reading the file as a state would refuse it first.
+        for writer in [vec!["-o", file], vec!["--state-reset", "--state", file]] {
+            let option = writer[writer.len() - 2];
+            // Named by a checks file, and by an option.
+            let by_checks = upcheck(&[&["--checks", checks_arg][..], &writer].concat());
+            assert_eq!(by_checks.code, Some(2), "{writer:?}: {by_checks:?}");
+            assert!(
+                by_checks.stderr.contains("named in"),
+                "{}",
+                by_checks.stderr
+            );
+            let by_option = upcheck(
+                &[
+                    &["--cacert", file, "-u", "http://127.0.0.1:1/"][..],
+                    &writer,
+                ]
+                .concat(),
+            );
+            assert_eq!(by_option.code, Some(2), "{writer:?}: {by_option:?}");
+            let said = format!("{option} and --cacert name the same file");
+            assert!(by_option.stderr.contains(&said), "{}", by_option.stderr);
+        }
+    }
+    for (file, bytes) in originals {
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            bytes,
+            "{file} left as it was"
+        );
+    }
+}
