@@ -63,6 +63,13 @@ pub(crate) struct RetryPolicy {
     pub(crate) deadline: Option<Instant>,
 }
 
+impl RetryPolicy {
+    /// Whether the run's deadline has passed.
+    pub(crate) fn past_deadline(&self) -> bool {
+        passes_deadline(Duration::ZERO, self.deadline)
+    }
+}
+
 /// Probes `target` as `settings` say until it is healthy, fails for good, or runs out of
 /// retries; every attempt, a retry included, first waits for its turn under `--rate`.
 pub(crate) async fn until_final(

@@ -331,6 +331,11 @@ impl Dispatcher {
     /// Starts ready targets, the first with `slot` if one is given, the rest while `-c`
     /// slots are free; a slot no target needs goes back to the run.
     fn launch_ready(&mut self, mut slot: Option<OwnedSemaphorePermit>) {
+        // Nothing starts past the deadline, even before its stop has been seen: setting up
+        // many workers can take longer than a short -d, and the stop comes on its next turn.
+        if self.engine.policy.past_deadline() {
+            return;
+        }
         while !self.ready.is_empty() {
             let free = || self.engine.slots.clone().try_acquire_owned().ok();
             let Some(held) = slot.take().or_else(free) else {

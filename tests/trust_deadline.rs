@@ -195,3 +195,22 @@ fn hang_up_once_probing(server: &Server, child: std::process::Child) -> crate::s
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
     finish(child)
 }
+
+#[test]
+fn nothing_is_probed_once_the_deadline_has_passed_during_setup() {
+    // Setting up sixteen workers takes longer than the deadline: the stop has not been seen
+    // when the first targets are ready, and none of them may start.
+    let server = Server::start();
+    let urls: Vec<String> = (0..16).map(|n| server.url(&format!("/ok?{n}"))).collect();
+    let run = Upcheck::new()
+        .format("json")
+        .args(["--threads", "16", "-c", "16", "-d", "1ms"])
+        .urls(&urls)
+        .run();
+    assert_eq!(run.code, Some(3), "{}", run.stdout);
+    for result in run.results() {
+        assert_eq!(result["error_kind"], "deadline", "{result}");
+        assert_eq!(result["attempts"], 0, "{result}");
+    }
+    assert!(server.seen().requests.is_empty(), "nothing was probed");
+}
