@@ -626,7 +626,10 @@ fn timeout(value: &DeValue<'_>) -> Result<Duration, String> {
             ))
         }
     };
-    if !seconds.is_finite() || seconds <= 0.0 {
+    if !seconds.is_finite() {
+        return Err("is not a number of seconds".to_owned());
+    }
+    if seconds <= 0.0 {
         return Err("must be greater than zero".to_owned());
     }
     values::timer(values::seconds(seconds)?)

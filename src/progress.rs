@@ -47,6 +47,8 @@ impl Progress {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         // The prefix slot, drawn last, names the target the run is waiting on (see waiting_on).
         let bar = ProgressBar::with_draw_target(Some(0), target).with_style(style);
+        // Set from the start, so the waiting note never follows an empty count.
+        bar.set_message("0 unhealthy");
         bar.enable_steady_tick(Duration::from_millis(250));
         Progress { bar: Some(bar) }
     }

@@ -37,9 +37,12 @@ impl Shard {
             return Err("N must be at least 1".to_owned());
         }
         if index >= count {
+            let numbered = match count {
+                1 => "so the one shard is 0/1".to_owned(),
+                _ => format!("so {count} shards are 0/{count} to {}/{count}", count - 1),
+            };
             return Err(format!(
-                "K must be below N: shards are numbered from 0, so {count} shards are 0/{count} to {}/{count}",
-                count - 1
+                "K must be below N: shards are numbered from 0, {numbered}"
             ));
         }
         Ok(Shard { index, count })
@@ -107,6 +110,16 @@ impl ShardFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_past_the_last_says_which_there_are() {
+        assert!(Shard::parse("2/1")
+            .unwrap_err()
+            .ends_with("so the one shard is 0/1"));
+        assert!(Shard::parse("3/3")
+            .unwrap_err()
+            .ends_with("so 3 shards are 0/3 to 2/3"));
+    }
 
     #[test]
     fn fnv1a_matches_the_published_vectors() {

@@ -120,7 +120,10 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: f64 = number
         .parse()
         .map_err(|_| format!("'{text}' is not a duration (e.g. 250ms, 1.5s, 2m)"))?;
-    if !value.is_finite() || value <= 0.0 {
+    if !value.is_finite() {
+        return Err(format!("'{text}' is not a duration (e.g. 250ms, 1.5s, 2m)"));
+    }
+    if value <= 0.0 {
         return Err("must be greater than zero".to_owned());
     }
     seconds(value * seconds_per_unit)
@@ -138,7 +141,11 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         "kib" => 1 << 10,
         "mib" => 1 << 20,
         "gib" => 1 << 30,
-        _ => return Err(format!("unknown unit '{unit}' (use KB, MB, KiB or MiB)")),
+        _ => {
+            return Err(format!(
+                "unknown unit '{unit}' (use B, KB, MB, GB, KiB, MiB or GiB)"
+            ))
+        }
     };
     let value: f64 = number
         .trim()
@@ -288,6 +295,13 @@ mod tests {
             .unwrap_err()
             .contains("greater than zero"));
         assert!(parse_duration("NaN").unwrap_err().contains("unknown unit"));
+        let endless = "9".repeat(400);
+        assert!(parse_duration(&endless)
+            .unwrap_err()
+            .contains("not a duration"));
+        assert!(parse_size("1TB")
+            .unwrap_err()
+            .contains("GB, KiB, MiB or GiB"));
         assert!(parse_duration("").unwrap_err().contains("not a duration"));
         assert!(parse_duration("3000000000000000h")
             .unwrap_err()
