@@ -84,3 +84,16 @@ fn a_service_that_accepts_and_resets_at_once_is_open_every_time() {
         }
     }
 }
+
+#[test]
+fn a_literal_of_the_family_refused_is_no_lookup() {
+    let run = upcheck(&["-4", "-f", "json", "-u", "tcp://[::1]:9"]);
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let result = &run.results()[0];
+    assert_eq!(result["error_kind"], "dns", "{result}");
+    assert_eq!(
+        result["timings"]["dns_ms"],
+        serde_json::Value::Null,
+        "{result}"
+    );
+}

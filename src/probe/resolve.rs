@@ -125,8 +125,7 @@ impl Resolver {
 /// The lookup ends when its future is dropped; inside [`Lookups::watch`], a lookup still
 /// waiting for DNS when the attempt times out is what [`Lookups::unanswered`] reports.
 pub(crate) async fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, DnsError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
+    if let Some(ip) = ip_literal(host) {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let resolver = Resolver::current().map_err(|reason| DnsError::new(host, reason))?;
@@ -299,6 +298,34 @@ impl AddressRules {
     }
 }
 
+/// `host` as an IP address, when it is one (IPv6 in brackets or not).
+fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// [`addresses`], noting on `connection` how long the lookup took when one was made: a
+/// failed one too, unless `host` is an IP literal or pinned.
+pub(crate) async fn addresses_noted(
+    host: &str,
+    port: u16,
+    rules: &AddressRules,
+    connection: Option<&ConnectionTrace>,
+) -> Result<Vec<SocketAddr>, DnsError> {
+    let began = Instant::now();
+    let found = addresses(host, port, rules).await;
+    let asked = match &found {
+        Ok((_, asked)) => *asked,
+        Err(_) => ip_literal(host).is_none() && !rules.pins(host, port),
+    };
+    if let (Some(connection), true) = (connection, asked) {
+        connection.looked_up(began, Instant::now());
+    }
+    found.map(|(addrs, _)| addrs)
+}
+
 /// The addresses to try for `host:port` under `rules`, and whether DNS was asked: the
 /// pinned ones without asking DNS, else those `lookup` finds, less other families.
 pub(crate) async fn addresses(
@@ -306,8 +333,7 @@ pub(crate) async fn addresses(
     port: u16,
     rules: &AddressRules,
 ) -> Result<(Vec<SocketAddr>, bool), DnsError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
+    if let Some(ip) = ip_literal(host) {
         rules.check_literal(ip)?;
         return Ok((vec![SocketAddr::new(ip, port)], false));
     }
@@ -364,16 +390,7 @@ impl Resolve for SystemResolver {
                     )) as Box<dyn Error + Send + Sync>)
                 }
             };
-            let began = Instant::now();
-            let found = addresses(host, port, &rules).await;
-            let asked = match &found {
-                Ok((_, asked)) => *asked,
-                Err(_) => !rules.pins(host, port),
-            };
-            if let (Some(connection), true) = (&connection, asked) {
-                connection.looked_up(began, Instant::now());
-            }
-            let (addrs, _) = found?;
+            let addrs = addresses_noted(host, port, &rules, connection.as_deref()).await?;
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }

@@ -42,17 +42,8 @@ pub(crate) async fn connect(
     banner: Option<BannerCheck<'_>>,
 ) -> Attempt {
     let connection = ConnectionTrace::start(port);
-    let lookup_began = Instant::now();
-    let found = resolve::addresses(host, port, rules).await;
-    let asked = match &found {
-        Ok((_, asked)) => *asked,
-        Err(_) => !rules.pins(host, port),
-    };
-    if asked {
-        connection.looked_up(lookup_began, Instant::now());
-    }
-    let addrs = match found {
-        Ok((addrs, _)) => addrs,
+    let addrs = match resolve::addresses_noted(host, port, rules, Some(&connection)).await {
+        Ok(addrs) => addrs,
         Err(err) => {
             return Attempt::failed(started.elapsed(), dns_failure(&err))
                 .traced(connection.timings(), None)
