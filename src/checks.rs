@@ -448,7 +448,8 @@ fn parse_entry(table: &Spanned<DeValue<'_>>, lines: &Lines) -> (CheckEntry, TlsP
         let key = key.get_ref().as_ref();
         let value = value.get_ref();
         let parsed = match key {
-            "url" => string(value).map(|text| url = Some((line, text.to_owned()))),
+            // White space around it is no part of it, as around a list line.
+            "url" => string(value).map(|text| url = Some((line, text.trim().to_owned()))),
             "name" => label(value).map(|name| labels.name = Some(name)),
             "tags" => tags(value).map(|tags| labels.tags = tags),
             "method" => string(value)

@@ -222,3 +222,13 @@ fn the_example_checks_file_is_valid() {
         assert_ne!(result["error_kind"], "invalid", "{result}");
     }
 }
+
+#[test]
+fn white_space_around_a_url_is_no_part_of_it() {
+    let server = Server::start();
+    let url = server.url("/ok");
+    let checks = checks_file(&format!("[[check]]\nurl = \"  {url}\\t\"\n"));
+    let run = upcheck(&["-f", "json", "--checks", path(&checks)]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert_eq!(run.results()[0]["target"], url.as_str());
+}

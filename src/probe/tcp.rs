@@ -159,7 +159,7 @@ fn first_line(read: &[u8]) -> Option<String> {
     // Some services greet with blank lines first (SSH allows lines before its version).
     let line = read
         .split(|&b| b == b'\n')
-        .find(|line| line.iter().any(|&b| b != b'\r'))
+        .find(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
         .unwrap_or_default();
     Some(
         String::from_utf8_lossy(line)
@@ -183,7 +183,7 @@ mod tests {
         );
         assert_eq!(first_line(b"\r\n"), Some(String::new()));
         assert_eq!(
-            first_line(b"\r\n\r\nSSH-2.0-x\r\n"),
+            first_line(b"\r\n \t\r\nSSH-2.0-x\r\n"),
             Some("SSH-2.0-x".to_owned())
         );
         assert_eq!(first_line(b"no newline"), Some("no newline".to_owned()));
