@@ -81,7 +81,8 @@ fn describe_tls(err: &rustls::Error) -> String {
     };
     let why = match fault {
         Cert::UnknownIssuer => {
-            "not signed by a trusted CA (--cacert adds one; -k checks none)".to_owned()
+            "not signed by a trusted CA (--cacert names the CAs to trust; -k checks none)"
+                .to_owned()
         }
         Cert::Expired => "expired".to_owned(),
         Cert::NotValidYet => "not valid yet".to_owned(),
@@ -180,7 +181,7 @@ mod tests {
         assert_eq!(
             said(CertificateError::UnknownIssuer),
             "TLS handshake failed: the server's certificate is refused: \
-             not signed by a trusted CA (--cacert adds one; -k checks none)"
+             not signed by a trusted CA (--cacert names the CAs to trust; -k checks none)"
         );
         let ca = OtherError(Arc::new(webpki::Error::CaUsedAsEndEntity));
         assert!(said(CertificateError::Other(ca))
