@@ -223,7 +223,7 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     };
     let ending = Ending::of(&summary, facts);
     reporter
-        .finish(&summary, ending, facts.stop)
+        .finish(&summary, ending, facts)
         .context("cannot write results")?
         .commit()?;
     // After the report: a change is remembered only once it has been reported.

@@ -13,11 +13,10 @@ use clap::ValueEnum;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::exit::{Ending, HEALTHY};
+use crate::exit::{Ending, RunFacts, HEALTHY};
 use crate::outcome::TargetResult;
 use crate::progress::Progress;
 use crate::state::{Change, StateFile};
-use crate::stop::StopReason;
 use crate::summary::{Summary, Totals};
 
 /// How results are printed on stdout.
@@ -141,13 +140,13 @@ impl<W: Write> Reporter<W> {
     }
 
     /// Prints the summary (and for `json`, `prometheus` and `nagios`, the whole report) of
-    /// a run that ended as `ending`, stopped early for `stop` if it was; hands back the
-    /// output, all written.
+    /// a run that ended as `ending`, for the reasons in `facts`; hands back the output, all
+    /// written.
     pub(crate) fn finish(
         mut self,
         summary: &Summary,
         ending: Ending,
-        stop: Option<StopReason>,
+        facts: RunFacts,
     ) -> io::Result<W> {
         self.progress.finish();
         match self.style.format {
@@ -182,7 +181,7 @@ impl<W: Write> Reporter<W> {
             }
             Format::Nagios => {
                 self.collected.sort_unstable_by_key(|result| result.seq);
-                let text = nagios::render(&self.collected, summary, ending, stop);
+                let text = nagios::render(&self.collected, summary, ending, facts);
                 self.pending.extend_from_slice(text.as_bytes());
             }
         }

@@ -7,7 +7,7 @@ use std::io::{self, Write as _};
 
 use super::escape::visible;
 use super::text::why_unhealthy;
-use crate::exit::{Ending, NagiosState};
+use crate::exit::{Ending, NagiosState, RunFacts};
 use crate::outcome::{ErrorKind, TargetResult};
 use crate::stop::StopReason;
 use crate::summary::Summary;
@@ -26,18 +26,18 @@ pub(crate) fn unknown(message: &str) -> u8 {
 
 /// The report: the status line with performance data, then a line per target that needs
 /// attention. `noted` holds, in input order, the results that are unhealthy or slow; the
-/// run ended as `ending`, stopped early for `stop` if it was.
+/// run ended as `ending`, for the reasons in `facts`.
 pub(crate) fn render(
     noted: &[TargetResult],
     summary: &Summary,
     ending: Ending,
-    stop: Option<StopReason>,
+    facts: RunFacts,
 ) -> String {
     let state = ending.nagios_state();
     let mut out = format!(
         "UPCHECK {} - {}",
         state.word(),
-        status_parts(noted, summary, ending, stop).join("; ")
+        status_parts(noted, summary, ending, facts.stop).join("; ")
     );
     let _ = writeln!(
         out,
@@ -51,7 +51,7 @@ pub(crate) fn render(
         summary.elapsed_ms / 1000.0,
     );
     for result in noted {
-        let (state, why) = target_state(result);
+        let (state, why) = target_state(result, facts.fail_slow);
         let _ = writeln!(
             out,
             "[{}] {} - {}",
@@ -125,7 +125,7 @@ fn status_parts(
 }
 
 /// The state of one noted target, and why.
-fn target_state(result: &TargetResult) -> (NagiosState, String) {
+fn target_state(result: &TargetResult, fail_slow: bool) -> (NagiosState, String) {
     match (result.error_kind, why_unhealthy(result)) {
         (Some(ErrorKind::CertExpiry), Some(why)) => (NagiosState::Warning, why),
         (Some(kind), Some(why)) if kind.is_skip() => (NagiosState::Unknown, why),
@@ -134,7 +134,13 @@ fn target_state(result: &TargetResult) -> (NagiosState, String) {
             let latency = result
                 .latency_ms
                 .map_or_else(|| "-".to_owned(), human_duration);
-            (NagiosState::Warning, format!("slow: {latency}"))
+            // With --fail-slow a slow target fails the run, and is CRITICAL like one down.
+            let state = if fail_slow {
+                NagiosState::Critical
+            } else {
+                NagiosState::Warning
+            };
+            (state, format!("slow: {latency}"))
         }
     }
 }
@@ -262,7 +268,7 @@ mod tests {
             result(1, "http://b/", None, true),
         ];
         let summary = summary(&noted, 3);
-        let text = render(&noted, &summary, end_of(&summary), None);
+        let text = render(&noted, &summary, end_of(&summary), RunFacts::default());
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
@@ -272,6 +278,16 @@ mod tests {
         assert_eq!(lines.next().unwrap(), "[CRITICAL] http://a/ - status: x");
         assert_eq!(lines.next().unwrap(), "[WARNING] http://b/ - slow: 1.5s");
         assert_eq!(lines.next(), None);
+        // With --fail-slow a slow target fails the run, and its line says so.
+        let fail_slow = RunFacts {
+            fail_slow: true,
+            ..RunFacts::default()
+        };
+        let text = render(&noted, &summary, Ending::of(&summary, fail_slow), fail_slow);
+        assert!(
+            text.ends_with("[CRITICAL] http://b/ - slow: 1.5s\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -283,7 +299,7 @@ mod tests {
             })
             .collect();
         let summary = summary(&noted, 0);
-        let text = render(&noted, &summary, end_of(&summary), None);
+        let text = render(&noted, &summary, end_of(&summary), RunFacts::default());
         let first = text.lines().next().unwrap();
         assert!(first.contains("http://h9/a/b and 2 more |"), "{first}");
         assert_eq!(first.matches('|').count(), 1);
@@ -295,7 +311,7 @@ mod tests {
         let failure = Failure::new(ErrorKind::Invalid, "unknown scheme 'ftp'");
         let noted = [result(2, "ftp://x/", Some(failure), false)];
         let summary = summary(&noted, 0);
-        let text = render(&noted, &summary, end_of(&summary), None);
+        let text = render(&noted, &summary, end_of(&summary), RunFacts::default());
         assert_eq!(
             text.lines().nth(1),
             Some("[CRITICAL] ftp://x/ - invalid: list.txt:3: unknown scheme 'ftp'")
@@ -305,7 +321,7 @@ mod tests {
     #[test]
     fn all_up_is_ok() {
         let summary = summary(&[], 2);
-        let text = render(&[], &summary, end_of(&summary), None);
+        let text = render(&[], &summary, end_of(&summary), RunFacts::default());
         assert!(
             text.starts_with("UPCHECK OK - 2 of 2 up | total=2;;;"),
             "{text}"
