@@ -5,7 +5,6 @@
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,7 +14,7 @@ use reqwest::Url;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::resolve::AddressRules;
+use super::resolve::{ip_literal, AddressRules};
 use super::trace::ConnectionTrace;
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -66,8 +65,7 @@ where
         let Some((host, port)) = destination(&format!("{request:?}")) else {
             return Box::pin(async { Err(BoxError::from(UnknownDestination)) });
         };
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = bare.parse::<IpAddr>() {
+        if let Some(ip) = ip_literal(&host) {
             if let Err(refused) = self.rules.check_literal(ip) {
                 return Box::pin(async move { Err(BoxError::from(refused)) });
             }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use anyhow::{bail, Context};
 use reqwest::{Proxy, Url};
 
+use super::resolve::ip_literal;
 use crate::target::redacted;
 
 /// The proxies the environment names, and the hosts reached without them.
@@ -140,8 +141,7 @@ impl Bypass {
             Some((address, prefix)) => (address, prefix.parse().ok()),
             None => (entry.as_str(), None),
         };
-        let address = address.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = address.parse::<IpAddr>() {
+        if let Some(ip) = ip_literal(address) {
             let full = if ip.is_ipv4() { 32 } else { 128 };
             return Some(Bypass::Network(ip, prefix.unwrap_or(full).min(full)));
         }

@@ -299,7 +299,7 @@ impl AddressRules {
 }
 
 /// `host` as an IP address, when it is one (IPv6 in brackets or not).
-fn ip_literal(host: &str) -> Option<IpAddr> {
+pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
     host.trim_start_matches('[')
         .trim_end_matches(']')
         .parse()

@@ -150,8 +150,8 @@ enum BannerEnd {
     Failed(io::Error),
 }
 
-/// The first line of `read` that is not blank, CR and LF removed, at most [`BANNER_CHARS`] characters;
-/// `None` when nothing was read.
+/// The first line of `read` that is not blank, CR and LF removed, at most
+/// [`BANNER_CHARS`] characters; `None` when nothing was read.
 fn first_line(read: &[u8]) -> Option<String> {
     if read.is_empty() {
         return None;
