@@ -1,7 +1,7 @@
 //! Reading endpoint lists: opening the inputs, streaming their lines, and parsing each into a target.
 
 use std::borrow::Cow;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Seek};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -116,12 +116,12 @@ impl Inputs {
             sources.push(source);
             let name = path.to_string_lossy();
             for tls_file in tls_files {
-                if let Some(id) = fs::metadata(&tls_file).ok().as_ref().and_then(FileId::of) {
+                if let Some(id) = FileId::of_path(&tls_file) {
                     let shown = format!("{} (named in {name})", tls_file.display());
                     regular.push((shown, id));
                 }
             }
-            if let Some(id) = fs::metadata(path).ok().as_ref().and_then(FileId::of) {
+            if let Some(id) = FileId::of_path(path) {
                 regular.push((name.into_owned(), id));
             }
         }

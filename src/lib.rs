@@ -168,9 +168,13 @@ async fn check_everything(settings: Settings) -> anyhow::Result<u8> {
     let started = Instant::now();
     // Everything that can be refused is opened before anything is probed.
     let inputs = Inputs::open(&settings.files, &settings.checks, &settings.urls)?;
-    let output = Output::open(settings.output.as_deref(), inputs.regular_files())?;
+    let read: Vec<_> = (inputs.regular_files().iter())
+        .chain(&settings.option_files)
+        .cloned()
+        .collect();
+    let output = Output::open(settings.output.as_deref(), &read)?;
     let state = match &settings.state {
-        Some((path, reset)) => Some(StateFile::open(path, *reset, inputs.regular_files())?),
+        Some((path, reset)) => Some(StateFile::open(path, *reset, &read)?),
         None => None,
     };
     let in_flight = InFlight::default();

@@ -50,6 +50,11 @@ impl FileId {
             inode: metadata.ino(),
         })
     }
+
+    /// The identity of the file at `path`, if it is a regular file.
+    pub(crate) fn of_path(path: &Path) -> Option<Self> {
+        FileId::of(&fs::metadata(path).ok()?)
+    }
 }
 
 /// The report's destination.

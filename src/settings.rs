@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 
 use crate::cli::Cli;
+use crate::output::{self, FileId};
 use crate::probe::{
     check_cert_file, AddressRules, ClientSettings, Family, Identity, IdentityFile, Proxies, Roots,
     TargetSettings, TlsSettings,
@@ -18,7 +19,7 @@ use crate::rate::Rate;
 use crate::report::Format;
 use crate::schedule::Limits;
 use crate::shard::Shard;
-use crate::{output, values};
+use crate::values;
 
 /// Everything a run needs to know, from the command line.
 pub(crate) struct Settings {
@@ -30,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) urls: Vec<String>,
     /// The part of the list this run checks.
     pub(crate) shard: Option<Shard>,
+    /// The files the options read, which `-o` and `--state` must not replace.
+    pub(crate) option_files: Vec<(String, FileId)>,
     /// How every target is probed, unless its checks-file entry says otherwise.
     pub(crate) target: Arc<TargetSettings>,
     /// How the shared HTTP client behaves.
@@ -68,7 +71,8 @@ impl Settings {
     /// The settings `cli` asks for; fails on what clap cannot check (the `-H` values).
     pub(crate) fn from_cli(cli: Cli) -> anyhow::Result<Self> {
         let headers = values::parse_headers(&cli.headers)?;
-        refuse_output_over_option_files(&cli)?;
+        refuse_report_over_state(&cli)?;
+        let option_files = option_files(&cli);
         // Machine formats carry previous_ok and ok for a filter, and have no room for bars.
         for (asked, option) in [
             (cli.changes_only, "--changes-only"),
@@ -91,6 +95,7 @@ impl Settings {
             checks: cli.checks,
             urls: cli.urls,
             shard: cli.shard,
+            option_files,
             target: Arc::new(TargetSettings {
                 timeout: cli.timeout,
                 method: cli.method,
@@ -132,40 +137,40 @@ impl Settings {
     }
 }
 
-/// Refuses `-o` or `--state` naming a file another option reads or writes (each other,
-/// a `-H @FILE`, the TLS files): the file written would replace it. Input lists, checks
-/// files and the TLS files these name are refused when opened, by identity.
-fn refuse_output_over_option_files(cli: &Cli) -> anyhow::Result<()> {
+/// The files the options read (a `-H @FILE`, the TLS files), each named with its option:
+/// the report and the state file must not replace them, as they must not replace an input.
+fn option_files(cli: &Cli) -> Vec<(String, FileId)> {
     let header_files = cli
         .headers
         .iter()
         .filter_map(|header| header.strip_prefix('@'))
-        .map(|file| ("-H", Some(Path::new(file))));
-    let written = [
-        ("-o", cli.output.as_deref()),
-        ("--state", cli.state.as_deref()),
-    ];
-    let read = [
+        .map(|file| ("-H", Path::new(file)));
+    let tls_files = [
         ("--cacert", cli.cacert.as_deref()),
         ("--cert", cli.cert.as_deref()),
         ("--key", cli.key.as_deref()),
     ];
-    for (at, (writer, written_path)) in written.iter().enumerate() {
-        let Some(written_path) = written_path else {
-            continue;
-        };
-        let others = written[at + 1..]
-            .iter()
-            .copied()
-            .chain(read)
-            .chain(header_files.clone());
-        for (option, path) in others {
-            if path.is_some_and(|path| output::same_file(written_path, path)) {
-                bail!(
-                    "{writer} and {option} name the same file '{}': it would be replaced",
-                    written_path.display()
-                );
-            }
+    let named = tls_files
+        .into_iter()
+        .filter_map(|(option, path)| Some((option, path?)))
+        .chain(header_files);
+    named
+        .filter_map(|(option, path)| {
+            let id = FileId::of_path(path)?;
+            Some((format!("{} (read by {option})", path.display()), id))
+        })
+        .collect()
+}
+
+/// Refuses `-o` and `--state` naming one file, each replacing it at the end of the run.
+/// Compared by name too, for neither need exist yet.
+fn refuse_report_over_state(cli: &Cli) -> anyhow::Result<()> {
+    if let (Some(report), Some(state)) = (&cli.output, &cli.state) {
+        if output::same_file(report, state) {
+            bail!(
+                "-o and --state name the same file '{}': one would replace the other",
+                state.display()
+            );
         }
     }
     Ok(())

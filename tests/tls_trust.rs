@@ -545,10 +545,15 @@ fn a_report_or_state_over_a_tls_file_is_refused() {
         .iter()
         .map(|name| (pki.path(name), std::fs::read(pki.path(name)).unwrap()))
         .collect();
-    for (file, _) in &originals {
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client-key.pem"),
+    );
+    let tls_options = ["--cacert", &ca, "--cert", &cert, "--key", &key];
+    for (file, reader) in [(&ca, "--cacert"), (&cert, "--cert"), (&key, "--key")] {
         // --state-reset, or reading the file as a state would refuse it first.
         for writer in [vec!["-o", file], vec!["--state-reset", "--state", file]] {
-            let option = writer[writer.len() - 2];
             // Named by a checks file, and by an option.
             let by_checks = upcheck(&[&["--checks", checks_arg][..], &writer].concat());
             assert_eq!(by_checks.code, Some(2), "{writer:?}: {by_checks:?}");
@@ -557,15 +562,11 @@ fn a_report_or_state_over_a_tls_file_is_refused() {
                 "{}",
                 by_checks.stderr
             );
-            let by_option = upcheck(
-                &[
-                    &["--cacert", file, "-u", "http://127.0.0.1:1/"][..],
-                    &writer,
-                ]
-                .concat(),
-            );
+            let by_option =
+                upcheck(&[&tls_options[..], &["-u", "http://127.0.0.1:1/"], &writer].concat());
             assert_eq!(by_option.code, Some(2), "{writer:?}: {by_option:?}");
-            let said = format!("{option} and --cacert name the same file");
+            let said =
+                format!("cannot write '{file}': it is the input '{file} (read by {reader})'");
             assert!(by_option.stderr.contains(&said), "{}", by_option.stderr);
         }
     }
